@@ -1,0 +1,1 @@
+"""Kafka client configuration and helpers shared by consumers and producers."""

@@ -1,0 +1,1 @@
+"""Media decoding, per-modality encoders and the modality-balanced fusion model."""

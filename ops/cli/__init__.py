@@ -1,0 +1,1 @@
+"""The `vidsearch` command line."""

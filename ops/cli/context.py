@@ -1,0 +1,29 @@
+"""State shared by every CLI command: the loaded settings and output mode."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from vidsearch.ops.settings import Settings
+
+console = Console(stderr=True)
+
+
+@dataclass
+class CliState:
+    settings: Settings
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliState), "root callback did not run"
+    return obj
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))

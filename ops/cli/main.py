@@ -1,0 +1,52 @@
+"""Entry point of the `vidsearch` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vidsearch.ops.cli import stack, workers
+from vidsearch.ops.cli.context import CliState, console, print_json, state
+from vidsearch.ops.errors import ConfigError
+from vidsearch.ops.logs import setup_logging
+from vidsearch.ops.settings import load_settings
+
+app = typer.Typer(
+    help="vidsearch: semantic, multimodal video search for Kafka, OpenSearch, Milvus and Celery stacks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(workers.app, name="workers")
+config_app = typer.Typer(help="Inspect the effective configuration.")
+app.add_typer(config_app, name="config")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="TOML config file (default: $VIDSEARCH_CONFIG).", envvar="VIDSEARCH_CONFIG"),
+    ] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = None,
+) -> None:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    setup_logging(log_level or settings.log_level)
+    ctx.obj = CliState(settings=settings)
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Print the effective settings as JSON, secrets masked."""
+    print_json(state(ctx).settings.public_dict())
+
+
+def main() -> None:
+    app()

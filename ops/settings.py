@@ -1,0 +1,159 @@
+"""Every URI, credential and local-stack knob of vidsearch, in one frozen settings object.
+
+Sources, highest priority first: explicit arguments, environment variables (`VIDSEARCH_` prefix,
+`__` between nested names, e.g. `VIDSEARCH_KAFKA__BOOTSTRAP_SERVERS`), then a TOML config file
+named by `--config` or `VIDSEARCH_CONFIG`. Secrets are `SecretStr`, so printing or dumping the
+settings never shows them.
+
+The local stack derives its listening ports from the client URLs below, so there is one place to
+change a port and the clients can never point somewhere the stack did not start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from vidsearch.ops.errors import ConfigError
+
+CONFIG_ENV = "VIDSEARCH_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Kafka client settings; SASL and SSL options map one-to-one onto librdkafka's."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "vidsearch"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+
+
+class OpenSearchSettings(_Section):
+    url: str = "http://127.0.0.1:9200"
+    username: str | None = None
+    password: SecretStr | None = None
+    verify_certs: bool = True
+    ca_certs: Path | None = None
+    timeout_s: float = 30.0
+
+
+class MilvusSettings(_Section):
+    """`uri` is either a server (`http://host:port`) or a local milvus-lite file (`./x.db`)."""
+
+    uri: str = "http://127.0.0.1:19530"
+    token: SecretStr | None = None
+    db_name: str = "default"
+
+
+class RedisSettings(_Section):
+    url: str = "redis://127.0.0.1:6379/0"
+    password: SecretStr | None = None
+
+
+def _default_dir(kind: Literal["state", "cache"]) -> Path:
+    """Root keeps service data under /var (FHS, and readable by the unprivileged service user
+    OpenSearch must run as); everyone else uses the XDG folders of their home."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/vidsearch" if kind == "state" else "/var/cache/vidsearch")
+    if kind == "state":
+        return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "vidsearch"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vidsearch"
+
+
+class StackSettings(_Section):
+    """The local development/test stack (`vidsearch stack ...`). Ports come from the client URLs."""
+
+    state_dir: Path = Field(default_factory=lambda: _default_dir("state"))
+    cache_dir: Path = Field(default_factory=lambda: _default_dir("cache"))
+    maven_repo: Path = Field(default_factory=lambda: Path.home() / ".m2" / "repository")
+    services: tuple[Literal["kafka", "opensearch", "redis", "milvus"], ...] = (
+        "kafka",
+        "opensearch",
+        "redis",
+        "milvus",
+    )
+    kafka_version: str = "4.1.1"
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "512m"
+    kafka_java_home: Path | None = None
+    opensearch_version: str = "3.5.0"
+    opensearch_plugins: tuple[str, ...] = ("opensearch-knn", "neural-search")
+    opensearch_required_plugins: tuple[str, ...] = ("opensearch-knn",)
+    opensearch_transport_port: int = 9300
+    opensearch_heap: str = "1g"
+    opensearch_java_home: Path | None = Field(
+        default_factory=lambda: Path(p) if (p := os.environ.get("OPENSEARCH_JAVA_HOME")) else None
+    )
+    service_user: str = "vidsearch"
+    redis_server: str = "redis-server"
+    start_timeout_s: float = 240.0
+    stop_timeout_s: float = 30.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VIDSEARCH_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    opensearch: OpenSearchSettings = OpenSearchSettings()
+    milvus: MilvusSettings = MilvusSettings()
+    redis: RedisSettings = RedisSettings()
+    stack: StackSettings = Field(default_factory=StackSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def public_dict(self) -> dict[str, Any]:
+        """JSON-ready view with every secret masked (SecretStr dumps as '**********')."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from overrides, the environment and the TOML file (`config_file` or
+    `$VIDSEARCH_CONFIG`). A named file that does not exist is an error, not a silent default."""
+    path = config_file or os.environ.get(CONFIG_ENV)
+    if not path:
+        return Settings(**overrides)
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    # pydantic-settings reads the TOML path from model_config; a throwaway subclass carries it
+    # so concurrent loads with different files never share state.
+    bound = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}})
+    try:
+        return bound(**overrides)
+    except ValueError as exc:  # pydantic.ValidationError and TOML decode errors
+        raise ConfigError(f"invalid config in {path}: {exc}") from exc

@@ -1,0 +1,117 @@
+"""A background service process tracked by a pid file, started in its own session.
+
+Hand-rolled rather than supervisord/systemd because the stack must run unprivileged-or-root on a
+bare machine and in CI with nothing but Python: the pid file records the process start time so a
+recycled pid is never mistaken for ours, and stopping signals the whole process group so no
+grandchild (a JVM under a shell script) is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a service: argv, extra environment, working folder, optional user."""
+
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+
+
+class ManagedProcess:
+    def __init__(self, name: str, run_dir: Path) -> None:
+        self.name = name
+        self.run_dir = run_dir
+        self.pidfile = run_dir / f"{name}.pid"
+        self.logfile = run_dir / f"{name}.log"
+
+    def pid(self) -> int | None:
+        """Pid of our live process, or None (a stale pid file is removed)."""
+        try:
+            pid_text, started = self.pidfile.read_text().split()
+            pid = int(pid_text)
+            proc = psutil.Process(pid)
+            if abs(proc.create_time() - float(started)) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE:
+                return pid
+        except (FileNotFoundError, ValueError, psutil.Error):
+            pass
+        self.pidfile.unlink(missing_ok=True)
+        return None
+
+    def start(self, launch: Launch) -> int:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        argv = list(launch.argv)
+        if launch.user:
+            # setpriv execs in place (unlike su/runuser), so the pid we record is the service's.
+            argv = ["setpriv", f"--reuid={launch.user}", f"--regid={launch.user}", "--init-groups", "--", *argv]
+        env = {**os.environ, **launch.env}
+        with open(self.logfile, "ab") as log:
+            log.write(f"\n=== vidsearch: starting {self.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                argv,
+                cwd=launch.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pidfile.write_text(f"{proc.pid} {psutil.Process(proc.pid).create_time()}")
+        return proc.pid
+
+    def exited(self) -> bool:
+        return self.pid() is None
+
+    def stop(self, timeout_s: float) -> bool:
+        """SIGTERM the process group, SIGKILL what is left after `timeout_s`. True if it ran."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            procs = []
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(alive, timeout=5)
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+    def rss_bytes(self) -> int:
+        pid = self.pid()
+        if pid is None:
+            return 0
+        try:
+            root = psutil.Process(pid)
+            return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+        except psutil.Error:
+            return 0
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            with open(self.logfile, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 64 * 1024))
+                text = fh.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return "(no log yet)"
+        return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,1 @@
+"""What plugs into each search engine: one folder per engine (opensearch, milvus)."""

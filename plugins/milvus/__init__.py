@@ -1,0 +1,1 @@
+"""Milvus adapter: client factory, collection schemas, aliases."""

@@ -1,0 +1,21 @@
+"""Milvus client built from settings: the same code serves milvus-lite (a local file or its
+server mode) and Milvus standalone/distributed, by URI alone."""
+
+from __future__ import annotations
+
+from pymilvus import MilvusClient
+
+from vidsearch.ops.settings import MilvusSettings
+
+
+def is_embedded(uri: str) -> bool:
+    """A URI without a network scheme is a milvus-lite database file."""
+    return not uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
+
+
+def make_client(settings: MilvusSettings, timeout: float | None = 10.0) -> MilvusClient:
+    token = settings.token.get_secret_value() if settings.token else ""
+    kwargs: dict[str, object] = {"uri": settings.uri, "token": token, "timeout": timeout}
+    if not is_embedded(settings.uri):
+        kwargs["db_name"] = settings.db_name
+    return MilvusClient(**kwargs)

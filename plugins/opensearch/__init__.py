@@ -1,0 +1,1 @@
+"""OpenSearch adapter: client factory, index templates, aliases."""

@@ -1,0 +1,23 @@
+"""OpenSearch client built from settings (auth, TLS verification, timeouts)."""
+
+from __future__ import annotations
+
+from opensearchpy import OpenSearch
+
+from vidsearch.ops.settings import OpenSearchSettings
+
+
+def make_client(settings: OpenSearchSettings, **kwargs: object) -> OpenSearch:
+    auth = None
+    if settings.username is not None:
+        password = settings.password.get_secret_value() if settings.password else ""
+        auth = (settings.username, password)
+    return OpenSearch(
+        hosts=[settings.url],
+        http_auth=auth,
+        verify_certs=settings.verify_certs,
+        ca_certs=str(settings.ca_certs) if settings.ca_certs else None,
+        ssl_show_warn=settings.verify_certs,
+        timeout=settings.timeout_s,
+        **kwargs,
+    )
