@@ -11,7 +11,7 @@ from rich.console import Console
 
 from vidsearch.ops.settings import Settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # never split an error across lines
 
 
 @dataclass

@@ -1,0 +1,35 @@
+"""Session fixtures: settings, the real local stack (started once), unique resource names.
+
+Integration tests never skip when a service is missing: the `stack` fixture starts it (a no-op
+when `.ci/run` or a developer already did) and fails loudly with the service's log if it cannot.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from vidsearch.ops.settings import Settings, load_settings
+from vidsearch.ops.stack.manager import Stack
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Stack]:
+    """The real services, healthy, for the whole session."""
+    stack = Stack(settings)
+    stack.up()
+    yield stack
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A fresh name per test for a topic, index or collection (lowercase: OpenSearch needs it)."""
+    base = "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:30]
+    return f"t_{base}_{uuid.uuid4().hex[:8]}"
