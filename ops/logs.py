@@ -18,5 +18,5 @@ def setup_logging(level: str = "INFO") -> None:
         root.addHandler(handler)
     root.setLevel(level)
     # Client libraries log every request at INFO; keep our own INFO lines readable.
-    for noisy in ("opensearch", "urllib3", "kafka", "pymilvus", "httpx"):
+    for noisy in ("opensearch", "urllib3", "kafka", "pymilvus", "httpx", "milvus_lite", "faiss"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -134,8 +134,9 @@ class Stack:
             proc = self.process(name)
             health = svc.probe()
             entry = health.as_dict()
-            entry["pid"] = proc.pid()
-            entry["rss_mb"] = round(proc.rss_bytes() / 2**20, 1)
+            runs = bool(svc.ports())  # an embedded service has no process of its own
+            entry["pid"] = proc.pid() if runs else None
+            entry["rss_mb"] = round(proc.rss_bytes() / 2**20, 1) if runs else 0.0
             services[name] = entry
         return {"services": services, "healthy": all(s["healthy"] for s in services.values())}
 

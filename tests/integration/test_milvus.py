@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker
 
-from vidsearch.ops.settings import MilvusSettings, load_settings
+from vidsearch.ops.settings import MilvusSettings, Settings
 from vidsearch.plugins.milvus.client import make_client
 
 pytestmark = pytest.mark.integration
@@ -18,18 +18,18 @@ pytestmark = pytest.mark.integration
 DIM = 8
 
 
-def _milvus_settings(mode: str, tmp_path: Path) -> MilvusSettings:
+def _milvus_settings(settings: Settings, mode: str, tmp_path: Path) -> MilvusSettings:
     """Server mode uses the configured URI; embedded mode swaps only the URI for a local file."""
-    base = load_settings().milvus
+    base = settings.milvus
     if mode == "server":
         return base
     return base.model_copy(update={"uri": str(tmp_path / "embedded.db")})
 
 
 @pytest.fixture(params=["server", "embedded"])
-def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MilvusClient]:
-    """One client per URI kind, closed after the test."""
-    c = make_client(_milvus_settings(request.param, tmp_path))
+def client(request: pytest.FixtureRequest, stack: object, settings: Settings, tmp_path: Path) -> Iterator[MilvusClient]:
+    """One client per URI kind, closed after the test (the session stack runs the server)."""
+    c = make_client(_milvus_settings(settings, request.param, tmp_path))
     try:
         yield c
     finally:
