@@ -90,29 +90,40 @@ class Stack:
                 pid = self.process(name).start(launch)
                 log.info("service started service=%s pid=%s", name, pid)
                 on_event(name, f"started (pid {pid}), waiting for health")
+        healthy = self._wait_healthy(to_start, started, on_event)
         for name in to_start:
-            health = self._wait_healthy(name)
-            seconds = time.monotonic() - started[name]
+            seconds, health = healthy[name]
             results.append(UpResult(name, seconds, False, health))
-            on_event(name, f"healthy in {seconds:.1f}s")
         order = list(self.services)
         return sorted(results, key=lambda r: order.index(r.service))
 
-    def _wait_healthy(self, name: str) -> Health:
-        svc, proc = self.services[name], self.process(name)
-        runs_process = bool(svc.ports()) or proc.pid() is not None
+    def _wait_healthy(
+        self, names: list[str], started: dict[str, float], on_event: Callable[[str, str], None]
+    ) -> dict[str, tuple[float, Health]]:
+        """Probe all starting services together, so each one's time is its own start-up time."""
         deadline = time.monotonic() + self.settings.stack.start_timeout_s
-        health = svc.probe()
-        while not health.healthy:
-            if runs_process and proc.exited():
-                raise ServiceStartError(name, "exited during start-up", proc.tail())
-            if time.monotonic() > deadline:
+        pending, done = list(names), {}
+        last: dict[str, Health] = {}
+        while pending:
+            for name in list(pending):
+                svc, proc = self.services[name], self.process(name)
+                last[name] = health = svc.probe()
+                if health.healthy:
+                    done[name] = (time.monotonic() - started[name], health)
+                    pending.remove(name)
+                    on_event(name, f"healthy in {done[name][0]:.1f}s")
+                elif svc.ports() and proc.exited():
+                    raise ServiceStartError(name, "exited during start-up", proc.tail())
+            if pending and time.monotonic() > deadline:
+                name = pending[0]
                 raise ServiceStartError(
-                    name, f"not healthy after {self.settings.stack.start_timeout_s:.0f}s: {health.error}", proc.tail()
+                    name,
+                    f"not healthy after {self.settings.stack.start_timeout_s:.0f}s: {last[name].error}",
+                    self.process(name).tail(),
                 )
-            time.sleep(0.5)
-            health = svc.probe()
-        return health
+            if pending:
+                time.sleep(0.3)
+        return done
 
     def down(self) -> dict[str, bool]:
         """Stop every tracked service (reverse order) and wait until its ports are released."""
