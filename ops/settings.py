@@ -70,6 +70,37 @@ class RedisSettings(_Section):
     password: SecretStr | None = None
 
 
+class MediaSettings(_Section):
+    """Limits on untrusted media and how keyframes are chosen (DESIGN.md section 2)."""
+
+    max_file_bytes: int = 2 * 1024**3
+    max_duration_s: float = 4 * 3600.0
+    max_width: int = 4096
+    max_height: int = 4096
+    max_decode_s: float = 300.0
+    keyframe_min: int = 3
+    keyframe_max: int = 16
+    keyframe_sample_s: float = 0.5
+    keyframe_max_candidates: int = 240
+    scene_threshold: float = 0.06
+    scene_relative: float = 2.0
+    frame_max_side: int = 640
+
+
+class EncoderSettings(_Section):
+    """Which encoders run and their CPU budget (2 cores: one intra-op thread pool of 2)."""
+
+    text_model: Literal["minilm", "e5"] = "minilm"
+    threads: int = 2
+    batch_size: int = 32
+    bridge_top_k: int = 5
+    asr: bool = True
+    asr_beam_size: int = 5
+    ocr: bool = True
+    ocr_min_score: float = 0.5
+    backend: Literal["torch", "onnx"] = "torch"
+
+
 def _default_dir(kind: Literal["state", "cache"]) -> Path:
     """Root keeps service data under /var (FHS, and readable by the unprivileged service user
     OpenSearch must run as); everyone else uses the XDG folders of their home."""
@@ -123,6 +154,8 @@ class Settings(BaseSettings):
     milvus: MilvusSettings = MilvusSettings()
     redis: RedisSettings = RedisSettings()
     stack: StackSettings = Field(default_factory=StackSettings)
+    media: MediaSettings = MediaSettings()
+    encoders: EncoderSettings = EncoderSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

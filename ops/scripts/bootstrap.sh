@@ -39,8 +39,8 @@ fi
 stamp="$venv/.vidsearch-stamp"
 want="$(cat "$repo/pyproject.toml" "$repo/setup.py" | sha256sum | cut -c1-16) $repo"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "pip install -e $repo[dev]"
-  "$venv/bin/pip" install -q -e "$repo[dev]" >&2
+  log "pip install -e $repo[dev,encoders]"
+  "$venv/bin/pip" install -q -e "$repo[dev,encoders]" >&2
   echo "$want" > "$stamp"
 fi
 echo "$venv/bin"

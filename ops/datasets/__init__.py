@@ -1,0 +1,1 @@
+"""Real media and datasets installed from the registries (never committed)."""
