@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ class VideoFeatures:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 meta: dict[str, Any] = json.loads(npz["__meta__"].tobytes())
                 arrays = {k: npz[k] for k in ARRAYS}
-        except (ValueError, KeyError, OSError) as exc:
+        except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
             raise FeatureFormatError(f"not a VideoFeatures record: {exc}") from exc
         version = meta.pop("format_version", None)
         if version != FORMAT_VERSION:

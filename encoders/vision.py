@@ -7,6 +7,8 @@ top-k class names (DESIGN.md section 4). Any backbone with the same interface ca
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -78,8 +80,10 @@ def load_efficientnet():  # -> torch.nn.Module
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         raise MissingExtraError("efficientnet-lite-pytorch") from exc
-    # weights_path is mandatory: without it the package tries to download them.
-    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(efficientnet_weights()))
+    # weights_path is mandatory: without it the package tries to download them. The package
+    # print()s on load; keep stdout clean for `--json` consumers.
+    with contextlib.redirect_stdout(sys.stderr):
+        net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(efficientnet_weights()))
     return net.eval()
 
 

@@ -84,9 +84,11 @@ def _duration(container: Any) -> float:
 
 
 def _check_codec(path: str | Path, stream: Any) -> str:
-    name = stream.codec_context.name if stream.codec_context is not None else None
+    ctx = stream.codec_context
+    name = ctx.name if ctx is not None else None
     if not name or name == "none":
-        raise UnsupportedCodecError(path, f"{stream.type} stream #{stream.index} has a codec with no decoder")
+        tag = getattr(ctx, "codec_tag", None) or "unknown"
+        raise UnsupportedCodecError(path, f"{stream.type} stream #{stream.index} uses a codec with no decoder here (tag {tag!r})")
     return str(name)
 
 
@@ -97,6 +99,8 @@ def probe(path: str | Path, limits: MediaSettings) -> MediaInfo:
         audio = container.streams.audio[0] if container.streams.audio else None
         if video is None and audio is None:
             raise CorruptMediaError(path, "no audio or video stream")
+        video_codec = _check_codec(path, video) if video is not None else None
+        audio_codec = _check_codec(path, audio) if audio is not None else None
         info = MediaInfo(
             path=str(path),
             size_bytes=Path(path).stat().st_size,
@@ -106,8 +110,8 @@ def probe(path: str | Path, limits: MediaSettings) -> MediaInfo:
             width=int(video.codec_context.width or 0) if video is not None else 0,
             height=int(video.codec_context.height or 0) if video is not None else 0,
             fps=float(video.average_rate or 0) if video is not None else 0.0,
-            video_codec=_check_codec(path, video) if video is not None else None,
-            audio_codec=_check_codec(path, audio) if audio is not None else None,
+            video_codec=video_codec,
+            audio_codec=audio_codec,
         )
     if info.duration_s > limits.max_duration_s:
         raise MediaLimitError(path, f"duration {info.duration_s:.0f}s is over the limit of {limits.max_duration_s:.0f}s")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vidsearch.ops.cli import stack, workers
+from vidsearch.ops.cli import bench, encode, stack, workers
 from vidsearch.ops.cli.context import CliState, console, print_json, state
 from vidsearch.ops.errors import ConfigError
 from vidsearch.ops.logs import setup_logging
@@ -20,6 +20,9 @@ app = typer.Typer(
 )
 app.add_typer(stack.app, name="stack")
 app.add_typer(workers.app, name="workers")
+app.add_typer(encode.encoders_app, name="encoders")
+app.add_typer(bench.app, name="bench")
+app.command("encode")(encode.encode)
 config_app = typer.Typer(help="Inspect the effective configuration.")
 app.add_typer(config_app, name="config")
 

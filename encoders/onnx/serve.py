@@ -1,0 +1,135 @@
+"""onnxruntime serving of the exported encoders: same interfaces as the torch ones, no torch.
+
+Tokenisation uses the `tokenizers` library on MiniLM's own tokenizer.json, with the same
+truncation (256 tokens) as sentence-transformers, so both paths see identical token ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vidsearch.encoders.errors import MissingExtraError, ModelLoadError
+from vidsearch.encoders.onnx.export import onnx_dir
+from vidsearch.encoders.text import Kind, _with_empty_rows, minilm_model_dir
+from vidsearch.encoders.versioning import version_id
+from vidsearch.encoders.vision import N_CLASSES, VisionOutput, efficientnet_weights, preprocess
+from vidsearch.ops.settings import Settings
+
+MAX_TOKENS = 256
+
+
+def _session(path: Path, threads: int):  # -> onnxruntime.InferenceSession
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise MissingExtraError("onnxruntime") from exc
+    if not path.exists():
+        raise ModelLoadError(f"{path} does not exist; run `vidsearch encoders export-onnx`")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+class OrtMiniLMEncoder:
+    name = "minilm"
+    dim = 384
+
+    def __init__(self, model_path: Path, threads: int = 2, batch_size: int = 32, int8: bool = False) -> None:
+        from tokenizers import Tokenizer
+
+        model_dir = minilm_model_dir()
+        # fp32: the torch encoder's version id (interchangeable in the stores); int8 vectors differ,
+        # so they get a version of their own.
+        config = {"pool": "mean", "norm": True} | ({"int8": True} if int8 else {})
+        self.version = version_id(self.name, [model_dir / "model.safetensors"], config)
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.session = _session(model_path, threads)
+        self.batch_size = batch_size
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        """Batches of similar length (as sentence-transformers does) waste little on padding."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dim), np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self.tokenizer.encode_batch([texts[i] for i in idx])
+            feeds = {
+                "input_ids": np.array([e.ids for e in enc], np.int64),
+                "attention_mask": np.array([e.attention_mask for e in enc], np.int64),
+                "token_type_ids": np.array([e.type_ids for e in enc], np.int64),
+            }
+            out[idx] = self.session.run(["embedding"], feeds)[0]
+        return out
+
+    def encode(self, texts: Sequence[str], kind: Kind = "passage") -> np.ndarray:
+        return _with_empty_rows(texts, self.dim, lambda xs: self._run(list(xs)))
+
+
+class OrtEfficientNetEncoder:
+    name = "efficientnet-lite0"
+    dim = 1280
+
+    def __init__(self, model_path: Path, threads: int = 2, batch_size: int = 32) -> None:
+        from vidsearch.encoders.vision import INPUT_SIZE
+
+        self.version = version_id(self.name, [efficientnet_weights()], {"size": INPUT_SIZE, "norm": "(x-0.5)/0.5"})
+        self.session = _session(model_path, threads)
+        self.batch_size = batch_size
+
+    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feats, logits = self.session.run(["features", "logits"], {"pixels": batch})
+        return feats, logits
+
+    def encode(self, images: Sequence[np.ndarray]) -> VisionOutput:
+        from vidsearch.encoders.text import normalize_rows
+
+        if not images:
+            return VisionOutput(np.zeros((0, self.dim), np.float32), np.zeros((0, N_CLASSES), np.float32))
+        parts = [self.forward(preprocess(images[i : i + self.batch_size])) for i in range(0, len(images), self.batch_size)]
+        return VisionOutput(normalize_rows(np.concatenate([p[0] for p in parts])), np.concatenate([p[1] for p in parts]))
+
+
+def onnx_paths(settings: Settings) -> tuple[Path, Path]:
+    """Where the fp32 graphs for the current packaged weights live (named by encoder version)."""
+    from vidsearch.encoders.vision import INPUT_SIZE
+
+    text_v = version_id("minilm", [minilm_model_dir() / "model.safetensors"], {"pool": "mean", "norm": True})
+    vision_v = version_id("efficientnet-lite0", [efficientnet_weights()], {"size": INPUT_SIZE, "norm": "(x-0.5)/0.5"})
+    cache = settings.stack.cache_dir
+    return onnx_dir(cache, text_v) / "text.onnx", onnx_dir(cache, vision_v) / "vision.onnx"
+
+
+def ensure_exported(settings: Settings, int8_text: bool | None = None) -> tuple[Path, Path]:
+    """Export once (torch needed only then); later calls just return the paths. The text path
+    is the int8 graph when `int8_text` (default: the `encoders.onnx_text_int8` setting)."""
+    from vidsearch.encoders.onnx.export import export_text, export_vision, quantize_text
+
+    text_path, vision_path = onnx_paths(settings)
+    if not text_path.exists():
+        export_text(minilm_model_dir(), text_path)
+    if not vision_path.exists():
+        export_vision(vision_path)
+    if settings.encoders.onnx_text_int8 if int8_text is None else int8_text:
+        int8_path = text_path.with_name("text.int8.onnx")
+        if not int8_path.exists():
+            quantize_text(text_path, int8_path)
+        text_path = int8_path
+    return text_path, vision_path
+
+
+def load_onnx_encoders(settings: Settings) -> tuple[OrtMiniLMEncoder, OrtEfficientNetEncoder]:
+    if settings.encoders.text_model != "minilm":
+        raise ModelLoadError("the ONNX path serves MiniLM; set encoders.text_model = 'minilm' or backend = 'torch'")
+    cfg = settings.encoders
+    text_path, vision_path = ensure_exported(settings, cfg.onnx_text_int8)
+    return (
+        OrtMiniLMEncoder(text_path, cfg.threads, cfg.batch_size, int8=cfg.onnx_text_int8),
+        OrtEfficientNetEncoder(vision_path, cfg.threads, cfg.batch_size),
+    )

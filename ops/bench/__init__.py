@@ -1,0 +1,1 @@
+"""Benchmarks: each prints JSON figures measured against a baseline in the same run."""

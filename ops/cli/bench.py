@@ -1,0 +1,23 @@
+"""`vidsearch bench ...`: benchmarks that print JSON (never assertions)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vidsearch.ops.cli.context import console, print_json, state
+
+app = typer.Typer(help="Benchmarks: figures measured against a baseline in the same run, printed as JSON.")
+
+
+@app.command("encode")
+def bench_encode(ctx: typer.Context, json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Per-stage ms per video on the real clips, and onnxruntime-over-torch speedups."""
+    from vidsearch.ops.bench.encode import run
+
+    report = run(state(ctx).settings, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    if json:
+        print_json(report)
+    else:
+        console.print_json(data=report)
