@@ -80,7 +80,9 @@ class MiniLMEncoder:
         return _with_empty_rows(
             texts,
             self.dim,
-            lambda xs: self.model.encode(list(xs), batch_size=self.batch_size, convert_to_numpy=True),
+            lambda xs: self.model.encode(
+                list(xs), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+            ),
         )
 
 
