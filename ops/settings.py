@@ -104,6 +104,43 @@ class EncoderSettings(_Section):
     onnx_text_int8: bool = False
 
 
+class MediaPolicySettings(_Section):
+    """Which media URIs an event may name. Local paths only under `roots` (symlinks resolved);
+    http(s) only when enabled, to allow-listed hosts, never to private or loopback addresses
+    unless explicitly allowed (SSRF protection)."""
+
+    roots: tuple[Path, ...] = ()
+    allow_http: bool = False
+    http_hosts: tuple[str, ...] = ()
+    http_max_bytes: int = 512 * 1024**2
+    http_timeout_s: float = 60.0
+    allow_private_networks: bool = False
+    download_dir: Path | None = None
+
+
+class IndexerSettings(_Section):
+    """The streaming indexer: topics, batching, stores and where base features are kept."""
+
+    topic: str = "videos"
+    dlq_topic: str = "videos.dlq"
+    group_id: str = "vidsearch-indexer"
+    batch_max_events: int = 256
+    batch_max_s: float = 1.0
+    max_event_bytes: int = 16 * 1024**2
+    model_version: str = "default-v1"
+    write_versions: tuple[str, ...] = ()
+    sinks: tuple[Literal["milvus", "opensearch"], ...] = ("milvus", "opensearch")
+    index_prefix: str = "vidsearch-videos"
+    collection_prefix: str = "vidsearch_videos"
+    feature_store: Path | None = None
+    retry_attempts: int = 4
+    retry_max_wait_s: float = 2.0
+    unavailable_backoff_s: float = 2.0
+    metrics_port: int | None = None
+    status_interval_s: float = 2.0
+    media_policy: MediaPolicySettings = MediaPolicySettings()
+
+
 def _default_dir(kind: Literal["state", "cache"]) -> Path:
     """Root keeps service data under /var (FHS, and readable by the unprivileged service user
     OpenSearch must run as); everyone else uses the XDG folders of their home."""
@@ -159,6 +196,7 @@ class Settings(BaseSettings):
     stack: StackSettings = Field(default_factory=StackSettings)
     media: MediaSettings = MediaSettings()
     encoders: EncoderSettings = EncoderSettings()
+    indexer: IndexerSettings = IndexerSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vidsearch.ops.cli import bench, encode, stack, workers
+from vidsearch.ops.cli import bench, encode, ingest, stack, workers
 from vidsearch.ops.cli.context import CliState, console, print_json, state
 from vidsearch.ops.errors import ConfigError
 from vidsearch.ops.logs import setup_logging
@@ -23,6 +23,9 @@ app.add_typer(workers.app, name="workers")
 app.add_typer(encode.encoders_app, name="encoders")
 app.add_typer(bench.app, name="bench")
 app.command("encode")(encode.encode)
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(ingest.dlq_app, name="dlq")
+app.command("schema")(ingest.schema)
 config_app = typer.Typer(help="Inspect the effective configuration.")
 app.add_typer(config_app, name="config")
 

@@ -1,0 +1,66 @@
+"""Assemble the indexer from settings: text encoder, sinks, feature store, source, runner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vidsearch.connector.encoding import EventEncoder
+from vidsearch.connector.feature_store import FileFeatureStore
+from vidsearch.connector.metrics import Metrics
+from vidsearch.connector.pipeline import Pipeline
+from vidsearch.connector.runner import Runner
+from vidsearch.connector.sinks.base import Sink
+from vidsearch.connector.sources.base import Source
+from vidsearch.ops.settings import Settings
+
+
+def load_text_encoder(settings: Settings):  # -> TextEncoder
+    """onnxruntime when configured (no torch at serving time), else sentence-transformers."""
+    cfg = settings.encoders
+    if cfg.backend == "onnx":
+        from vidsearch.encoders.onnx.serve import load_onnx_encoders
+
+        return load_onnx_encoders(settings)[0]
+    from vidsearch.encoders.text import load_text_encoder as load
+
+    return load(cfg.text_model, cfg.threads, cfg.batch_size)
+
+
+def make_sinks(settings: Settings, names: tuple[str, ...] | None = None) -> list[Sink]:
+    sinks: list[Sink] = []
+    for name in names or settings.indexer.sinks:
+        if name == "milvus":
+            from vidsearch.connector.sinks.milvus import MilvusSink
+
+            sinks.append(MilvusSink(settings))
+        elif name == "opensearch":
+            from vidsearch.connector.sinks.opensearch import OpenSearchSink
+
+            sinks.append(OpenSearchSink(settings))
+        else:
+            raise ValueError(f"unknown sink {name!r}")
+    return sinks
+
+
+def feature_store(settings: Settings) -> FileFeatureStore:
+    return FileFeatureStore(settings.indexer.feature_store or settings.stack.state_dir / "features")
+
+
+def build_pipeline(settings: Settings, sinks: list[Sink], metrics: Metrics | None = None, text=None) -> Pipeline:
+    encoder = EventEncoder(settings, text or load_text_encoder(settings))
+    pipeline = Pipeline(settings, encoder, sinks, feature_store(settings), metrics)
+    pipeline.ensure_stores()
+    return pipeline
+
+
+def build_runner(settings: Settings, pipeline: Pipeline, source: Source) -> Runner:
+    cfg = settings.indexer
+    status_dir = settings.stack.state_dir / "indexer"
+    status_dir.mkdir(parents=True, exist_ok=True)
+    status = status_dir / f"{source.name}-{cfg.group_id}-{os.getpid()}.json"
+    return Runner(pipeline, source, cfg.batch_max_events, cfg.batch_max_s, cfg.unavailable_backoff_s, status, cfg.status_interval_s)
+
+
+def status_files(settings: Settings) -> list[Path]:
+    return sorted((settings.stack.state_dir / "indexer").glob("*.json"))

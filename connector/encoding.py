@@ -1,0 +1,75 @@
+"""Turn validated upserts into base features: decode precomputed ones, or extract from media.
+
+Text vectors of the metadata are (re)computed from the event for the whole batch at once (the
+event, not the features, is the source of truth for title/description/tags); the heavy media
+extractor is loaded only when a media event arrives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidsearch.connector.errors import InvalidEventError
+from vidsearch.connector.events import VideoUpsert
+from vidsearch.connector.media_policy import local_media
+from vidsearch.encoders.errors import EncoderError
+from vidsearch.encoders.features import ARRAYS, FeatureFormatError, VideoFeatures
+from vidsearch.encoders.text import TextEncoder
+from vidsearch.ops.settings import Settings
+
+DIMS = {"frame_bridge": 384, "text_metadata": 384, "text_transcript": 384, "text_ocr": 384, "audio_vector": 384}
+
+
+def check_features(feats: VideoFeatures) -> None:
+    """Reject non-finite values and wrong shapes before they reach an index."""
+    for name in ARRAYS:
+        arr = getattr(feats, name)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise InvalidEventError(f"features.{name} contains NaN or infinite values", stage="features")
+    for name, dim in DIMS.items():
+        arr = getattr(feats, name)
+        if arr.shape[-1] != dim:
+            raise InvalidEventError(f"features.{name} has dimension {arr.shape[-1]}, expected {dim}", stage="features")
+    if len(feats.keyframe_times) != len(feats.frame_bridge):
+        raise InvalidEventError("features: keyframe_times and frame_bridge differ in length", stage="features")
+
+
+class EventEncoder:
+    def __init__(self, settings: Settings, text: TextEncoder) -> None:
+        self.settings = settings
+        self.text = text
+        self._extractor = None
+
+    def _media_extractor(self):  # -> FeatureExtractor
+        if self._extractor is None:
+            from vidsearch.encoders.extract import FeatureExtractor
+
+            self._extractor = FeatureExtractor.load(self.settings)
+        return self._extractor
+
+    def base_features(self, event: VideoUpsert) -> VideoFeatures:
+        """Precomputed features win over media (no decode needed); raises typed errors."""
+        raw = event.features_bytes()
+        if raw is not None:
+            try:
+                feats = VideoFeatures.from_bytes(raw)
+            except FeatureFormatError as exc:
+                raise InvalidEventError(str(exc), stage="features") from exc
+            feats.video_id = event.video_id
+            check_features(feats)
+            return feats
+        assert event.media_uri is not None
+        with local_media(event.media_uri, self.settings.indexer.media_policy) as path:
+            try:
+                return self._media_extractor().extract(path, video_id=event.video_id)
+            except EncoderError as exc:
+                raise InvalidEventError(str(exc), stage="encode") from exc
+
+    def apply_metadata(self, pairs: list[tuple[VideoUpsert, VideoFeatures]]) -> None:
+        """One batched text-encoder call for the whole batch's metadata."""
+        for event, feats in pairs:
+            feats.title, feats.description, feats.tags = event.title, event.description, list(event.tags)
+        if pairs:
+            vectors = self.text.encode([feats.metadata_text for _, feats in pairs])
+            for (_, feats), vec in zip(pairs, vectors):
+                feats.text_metadata = vec

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the indexer (events in/out, DLQ, lag, per-stage latency)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events_in = Counter("vidsearch_events_in_total", "Events read from the source", registry=r)
+        self.events_out = Counter("vidsearch_events_out_total", "Events acknowledged, by outcome", ["outcome"], registry=r)
+        self.dlq = Counter("vidsearch_dlq_total", "Events dead-lettered, by stage", ["stage"], registry=r)
+        self.lag = Gauge("vidsearch_consumer_lag", "Messages behind the end of the partition", ["partition"], registry=r)
+        self.stage_seconds = Histogram("vidsearch_stage_seconds", "Per-batch stage latency", ["stage"], registry=r)
+        self.sink_seconds = Histogram("vidsearch_sink_seconds", "Per-batch sink write latency", ["sink"], registry=r)
+        self.paused = Gauge("vidsearch_paused", "1 while a store is unavailable and the source is paused", registry=r)
+
+    def record(self, result: Any) -> None:
+        self.events_out.labels("indexed").inc(result.indexed)
+        self.events_out.labels("deleted").inc(result.deleted)
+        self.events_out.labels("stale").inc(result.stale)
+        for d in result.dead:
+            self.dlq.labels(d.stage).inc()
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, addr="127.0.0.1", registry=self.registry)

@@ -1,0 +1,1 @@
+"""Sinks: one small interface; Milvus and OpenSearch implement only the write."""

@@ -1,0 +1,121 @@
+"""Milvus sink. Milvus has no conditional write, so the version rule is applied here: read the
+stored versions (live rows and tombstones) of the batch's ids, drop operations older than what
+is stored, then upsert rows and delete-with-tombstone. Replays are idempotent (primary key)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from vidsearch.connector.documents import IndexDoc, Operation, Tombstone
+from vidsearch.connector.sinks.base import WriteResult
+from vidsearch.connector.sinks.retry import with_retries
+from vidsearch.ops.settings import Settings
+from vidsearch.plugins.milvus.client import make_client
+from vidsearch.plugins.milvus.videos import collection_name, ensure_collection, to_row, tombstone_name
+
+log = logging.getLogger(__name__)
+TRANSIENT_HINTS = ("unavailable", "deadline", "connect", "timeout", "timed out", "closed", "refused", "not ready", "rpc")
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return True
+    return isinstance(exc, MilvusException) and any(h in str(exc).lower() for h in TRANSIENT_HINTS)
+
+
+class MilvusSink:
+    name = "milvus"
+
+    def __init__(self, settings: Settings, client: MilvusClient | None = None) -> None:
+        cfg = settings.indexer
+        self.settings = settings
+        self._client = client
+        versions = [cfg.model_version, *[v for v in cfg.write_versions if v != cfg.model_version]]
+        self.collections = [collection_name(cfg.collection_prefix, v) for v in versions]
+        self.alias = cfg.collection_prefix
+
+    @property
+    def client(self) -> MilvusClient:
+        # Connect lazily and reconnect after a failure: a Milvus restart invalidates the channel.
+        if self._client is None:
+            self._client = make_client(self.settings.milvus)
+        return self._client
+
+    def _reset(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing a broken channel may fail; it is being replaced anyway
+                pass
+        self._client = None
+
+    def ensure(self) -> None:
+        for i, name in enumerate(self.collections):
+            ensure_collection(self.client, name, self.alias if i == 0 else None)
+
+    def _stored_versions(self, collection: str, ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        flt = f"id in {json.dumps(ids)}"
+        for name in (collection, tombstone_name(collection)):
+            for row in self.client.query(name, filter=flt, output_fields=["id", "version"]):
+                found[row["id"]] = max(found.get(row["id"], -1), int(row["version"]))
+        return found
+
+    def _write_one(self, collection: str, ops: list[Operation], result: WriteResult) -> None:
+        stored = self._stored_versions(collection, [o.video_id for o in ops])
+        fresh = [o for o in ops if o.version >= stored.get(o.video_id, -1)]
+        result.stale += len(ops) - len(fresh)
+        rows = [to_row(o) for o in fresh if isinstance(o, IndexDoc)]
+        tombs = [o for o in fresh if isinstance(o, Tombstone)]
+        if rows:
+            self.client.upsert(collection, rows)
+        if tombs:
+            self.client.delete(collection, ids=[t.video_id for t in tombs])
+            self.client.upsert(tombstone_name(collection), [{"id": t.video_id, "version": t.version, "v": [1.0, 0.0]} for t in tombs])
+        result.written += len(fresh)
+
+    def write(self, ops: list[Operation]) -> WriteResult:
+        if not ops:
+            return WriteResult()
+        cfg = self.settings.indexer
+
+        def attempt() -> WriteResult:
+            result = WriteResult()
+            try:
+                for collection in self.collections:
+                    self._write_one(collection, ops, result)
+            except Exception as exc:
+                if _transient(exc):
+                    self._reset()
+                raise
+            return result
+
+        try:
+            return with_retries(self.name, cfg.retry_attempts, cfg.retry_max_wait_s, _transient, attempt)
+        except MilvusException as exc:
+            # Not transient: one row is at fault. Write one by one and reject only the bad ones.
+            log.warning("milvus batch refused, isolating rows error=%s", exc)
+            result = WriteResult()
+            for op in ops:
+                try:
+                    for collection in self.collections:
+                        self._write_one(collection, [op], result)
+                except MilvusException as row_exc:
+                    result.rejected[op.video_id] = str(row_exc)[:500]
+            return result
+
+    def remove(self, video_ids: list[str]) -> None:
+        for collection in self.collections:
+            self.client.delete(collection, ids=video_ids)
+
+    def healthy(self) -> bool:
+        try:
+            self.client.list_collections()
+            return True
+        except Exception:  # health probe: any failure means unhealthy
+            self._reset()
+            return False

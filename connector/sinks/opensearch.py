@@ -1,0 +1,99 @@
+"""OpenSearch sink: one `_bulk` per batch with external versioning, so the store itself refuses
+an older version (409, counted as stale) and accepts a replay of the same one (external_gte)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import ConnectionTimeout, TransportError
+
+from vidsearch.connector.documents import IndexDoc, Operation
+from vidsearch.connector.sinks.base import WriteResult
+from vidsearch.connector.sinks.retry import with_retries
+from vidsearch.ops.settings import Settings
+from vidsearch.plugins.opensearch.client import make_client
+from vidsearch.plugins.opensearch.videos import ensure_index, index_name, to_source
+
+log = logging.getLogger(__name__)
+TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+
+
+class _TransientItems(Exception):
+    """Some bulk items failed with a retryable status."""
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, (OSConnectionError, ConnectionTimeout, _TransientItems)):
+        return True
+    return isinstance(exc, TransportError) and (exc.status_code in TRANSIENT_STATUS or exc.status_code == "N/A")
+
+
+class OpenSearchSink:
+    name = "opensearch"
+
+    def __init__(self, settings: Settings, client: OpenSearch | None = None) -> None:
+        cfg = settings.indexer
+        self.settings = settings
+        self.client = client or make_client(settings.opensearch, max_retries=0)
+        versions = [cfg.model_version, *[v for v in cfg.write_versions if v != cfg.model_version]]
+        self.indices = [index_name(cfg.index_prefix, v) for v in versions]
+        self.alias = cfg.index_prefix
+
+    def ensure(self) -> None:
+        for i, index in enumerate(self.indices):
+            ensure_index(self.client, index, self.alias if i == 0 else None)
+
+    def _actions(self, ops: list[Operation]) -> list[dict[str, Any]]:
+        body: list[dict[str, Any]] = []
+        for index in self.indices:
+            for op in ops:
+                meta = {"_index": index, "_id": op.video_id, "version": op.version, "version_type": "external_gte"}
+                if isinstance(op, IndexDoc):
+                    body += [{"index": meta}, to_source(op)]
+                else:
+                    body.append({"delete": meta})
+        return body
+
+    def write(self, ops: list[Operation]) -> WriteResult:
+        if not ops:
+            return WriteResult()
+        result = WriteResult()
+        pending = ops
+
+        def attempt() -> None:
+            nonlocal pending
+            resp = self.client.bulk(body=self._actions(pending), request_timeout=self.settings.opensearch.timeout_s)
+            retry: dict[str, Operation] = {}
+            for item in resp["items"]:
+                action, info = next(iter(item.items()))
+                status, vid = info.get("status", 500), info.get("_id", "")
+                op = next((o for o in pending if o.video_id == vid), None)
+                if status < 300 or (action == "delete" and status == 404):
+                    result.written += 1
+                elif status == 409:
+                    result.stale += 1
+                elif status in TRANSIENT_STATUS and op is not None:
+                    retry[vid] = op
+                else:
+                    result.rejected[vid] = f"HTTP {status}: {str(info.get('error'))[:500]}"
+            if retry:
+                pending = list(retry.values())
+                raise _TransientItems(f"{len(retry)} items failed with a retryable status")
+
+        cfg = self.settings.indexer
+        with_retries(self.name, cfg.retry_attempts, cfg.retry_max_wait_s, _transient, attempt)
+        return result
+
+    def remove(self, video_ids: list[str]) -> None:
+        body = [{"delete": {"_index": index, "_id": vid}} for index in self.indices for vid in video_ids]
+        if body:
+            self.client.bulk(body=body)
+
+    def healthy(self) -> bool:
+        try:
+            return bool(self.client.ping(request_timeout=2))
+        except Exception:  # health probe: any failure means unhealthy
+            return False

@@ -1,0 +1,1 @@
+"""Event sources: Kafka (production) and files (embedded default)."""

@@ -1,0 +1,34 @@
+"""What the runner needs from an event source; Kafka and files implement it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from vidsearch.connector.messages import DeadLetter, Message
+
+
+class Source(Protocol):
+    name: str
+
+    def poll(self, max_events: int, timeout_s: float) -> list[Message]:
+        """The next messages, possibly none."""
+
+    def commit(self, batch: list[Message]) -> None:
+        """Acknowledge everything up to and including `batch` (called only after the sinks did)."""
+
+    def rewind(self, batch: list[Message]) -> None:
+        """Deliver `batch` again on the next poll (its sinks did not acknowledge)."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def dead_letter(self, records: list[DeadLetter]) -> None:
+        """Persist dead letters durably before the batch is committed; raise if it cannot."""
+
+    def exhausted(self) -> bool:
+        """True when a bounded source has nothing left (files); Kafka never is."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...

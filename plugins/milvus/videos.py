@@ -1,0 +1,102 @@
+"""The Milvus side of the video catalogue: a collection per model version behind an alias, the
+same vectors as OpenSearch, a BM25 function over the lexical text, scalar fields for filters,
+and a small tombstone collection (Milvus has no conditional writes; see the sink).
+
+Vectors are unit length, so the IP metric ranks exactly as cosine; unlike COSINE it also accepts
+the zero vector a missing modality (no speech, no on-screen text) is stored as, scoring it 0.
+IP is also what NCL's bias folding needs (`[v; tau*beta]`, DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+from vidsearch.connector.documents import VECTOR_FIELDS
+
+DIM = 384
+MAX_TEXT_BYTES = 60_000
+MAX_TITLE_BYTES = 4_000
+MAX_JSON_BYTES = 60_000
+
+
+def collection_name(prefix: str, model_version: str) -> str:
+    return f"{prefix}_{re.sub(r'[^A-Za-z0-9_]+', '_', model_version)}"
+
+
+def tombstone_name(collection: str) -> str:
+    return f"{collection}__tombstones"
+
+
+def _schema(client: MilvusClient):  # -> CollectionSchema
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
+    schema.add_field("version", DataType.INT64)
+    schema.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE_BYTES + 100)
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES + 100, enable_analyzer=True)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_field("language", DataType.VARCHAR, max_length=16)
+    schema.add_field("duration", DataType.FLOAT)
+    schema.add_field("published_at", DataType.INT64)
+    schema.add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=100, max_length=100)
+    schema.add_field("meta", DataType.JSON)
+    for name in VECTOR_FIELDS:
+        schema.add_field(f"vec_{name}", DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"], output_field_names=["sparse"]))
+    return schema
+
+
+def _index_params(client: MilvusClient):
+    params = client.prepare_index_params()
+    for name in VECTOR_FIELDS:
+        params.add_index(field_name=f"vec_{name}", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 128})
+    params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    return params
+
+
+def ensure_collection(client: MilvusClient, name: str, alias: str | None) -> None:
+    if not client.has_collection(name):
+        client.create_collection(name, schema=_schema(client), index_params=_index_params(client), consistency_level="Strong")
+    tomb = tombstone_name(name)
+    if not client.has_collection(tomb):
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
+        schema.add_field("version", DataType.INT64)
+        schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs one vector field
+        params = client.prepare_index_params()
+        params.add_index(field_name="v", index_type="FLAT", metric_type="L2")
+        client.create_collection(tomb, schema=schema, index_params=params, consistency_level="Strong")
+    if alias and alias not in client.list_aliases().get("aliases", []):
+        client.create_alias(collection_name=name, alias=alias)
+
+
+def _clip(text: str, max_bytes: int) -> str:
+    data = text.encode("utf-8")
+    return text if len(data) <= max_bytes else data[:max_bytes].decode("utf-8", "ignore")
+
+
+def _ms(value: datetime | None) -> int:
+    return int(value.timestamp() * 1000) if value else -1
+
+
+def to_row(doc: Any) -> dict[str, Any]:
+    """IndexDoc -> Milvus row (strings clipped to the schema's byte limits)."""
+    meta = {"model_version": doc.model_version, "keyframe_times": [k["t"] for k in doc.keyframes], "extra": doc.extra}
+    meta_json = json.dumps(meta)
+    if len(meta_json) > MAX_JSON_BYTES:
+        meta = {"model_version": doc.model_version, "keyframe_times": meta["keyframe_times"], "extra_truncated": True}
+    return {
+        "id": doc.video_id,
+        "version": doc.version,
+        "title": _clip(doc.title, MAX_TITLE_BYTES),
+        "text": _clip(doc.lexical_text, MAX_TEXT_BYTES),
+        "language": (doc.language or "")[:16],
+        "duration": float(doc.duration) if doc.duration is not None else -1.0,
+        "published_at": _ms(doc.published_at),
+        "tags": [t[:100] for t in doc.tags[:100]],
+        "meta": meta,
+        **{f"vec_{name}": doc.vectors[name].tolist() for name in VECTOR_FIELDS},
+    }

@@ -1,0 +1,89 @@
+"""The OpenSearch side of the video catalogue: a versioned index per model version behind an
+alias, text fields for BM25, lucene-HNSW `knn_vector` fields, keyframes for moments."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import RequestError
+
+from vidsearch.connector.documents import VECTOR_FIELDS
+
+DIM = 384
+KNN_METHOD = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil", "parameters": {"m": 16, "ef_construction": 128}}
+
+
+def safe_version(model_version: str) -> str:
+    return re.sub(r"[^a-z0-9_\-]+", "-", model_version.lower()).strip("-")
+
+
+def index_name(prefix: str, model_version: str) -> str:
+    return f"{prefix}-{safe_version(model_version)}"
+
+
+def mapping() -> dict[str, Any]:
+    vectors = {f"vec_{name}": {"type": "knn_vector", "dimension": DIM, "method": KNN_METHOD} for name in VECTOR_FIELDS}
+    return {
+        "settings": {
+            "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
+            # Keep delete tombstones (with their external versions) for a day, so an older
+            # upsert replayed after a delete cannot resurrect the video.
+            "index.gc_deletes": "24h",
+        },
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                "video_id": {"type": "keyword"},
+                "version": {"type": "long"},
+                "model_version": {"type": "keyword"},
+                "title": {"type": "text", "analyzer": "english", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+                "description": {"type": "text", "analyzer": "english"},
+                "tags": {"type": "keyword", "fields": {"text": {"type": "text"}}},
+                "transcript": {"type": "text", "analyzer": "english"},
+                "ocr": {"type": "text"},
+                "language": {"type": "keyword"},
+                "duration": {"type": "float"},
+                "published_at": {"type": "date"},
+                "keyframes": {"type": "object", "enabled": False},
+                "segments": {"type": "object", "enabled": False},
+                "extra": {"type": "object", "enabled": False},
+                **vectors,
+            },
+        },
+    }
+
+
+def ensure_index(client: OpenSearch, index: str, alias: str | None) -> None:
+    """Create `index` if missing; point `alias` at it only if the alias does not exist yet (an
+    existing alias is moved by the blue/green swap, never by a consumer starting up)."""
+    if not client.indices.exists(index=index):
+        try:
+            client.indices.create(index=index, body=mapping())
+        except RequestError as exc:
+            if "resource_already_exists_exception" not in str(exc):
+                raise
+    if alias and not client.indices.exists_alias(name=alias):
+        client.indices.update_aliases(body={"actions": [{"add": {"index": index, "alias": alias}}]})
+
+
+def to_source(doc: Any) -> dict[str, Any]:
+    """IndexDoc -> OpenSearch document."""
+    return {
+        "video_id": doc.video_id,
+        "version": doc.version,
+        "model_version": doc.model_version,
+        "title": doc.title,
+        "description": doc.description,
+        "tags": doc.tags,
+        "transcript": doc.transcript,
+        "ocr": doc.ocr,
+        "language": doc.language,
+        "duration": doc.duration,
+        "published_at": doc.published_at.isoformat() if doc.published_at else None,
+        "keyframes": doc.keyframes,
+        "segments": doc.segments,
+        "extra": doc.extra,
+        **{f"vec_{name}": doc.vectors[name].tolist() for name in VECTOR_FIELDS if doc.vectors[name].any()},
+    }
