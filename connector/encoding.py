@@ -17,7 +17,16 @@ from vidsearch.encoders.features import ARRAYS, FeatureFormatError, VideoFeature
 from vidsearch.encoders.text import TextEncoder
 from vidsearch.ops.settings import Settings
 
-DIMS = {"frame_bridge": 384, "text_metadata": 384, "text_transcript": 384, "text_ocr": 384, "audio_vector": 384}
+# name -> (number of dimensions, size of the last one)
+SHAPES = {
+    "frame_bridge": (2, 384),
+    "frame_features": (2, 1280),
+    "keyframe_times": (1, None),
+    "text_metadata": (1, 384),
+    "text_transcript": (1, 384),
+    "text_ocr": (1, 384),
+    "audio_vector": (1, 384),
+}
 
 
 def check_features(feats: VideoFeatures) -> None:
@@ -26,10 +35,11 @@ def check_features(feats: VideoFeatures) -> None:
         arr = getattr(feats, name)
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise InvalidEventError(f"features.{name} contains NaN or infinite values", stage="features")
-    for name, dim in DIMS.items():
+    for name, (ndim, last) in SHAPES.items():
         arr = getattr(feats, name)
-        if arr.shape[-1] != dim:
-            raise InvalidEventError(f"features.{name} has dimension {arr.shape[-1]}, expected {dim}", stage="features")
+        if arr.ndim != ndim or (last is not None and arr.shape[-1] != last):
+            want = f"{ndim}-d" + (f" ending in {last}" if last else "")
+            raise InvalidEventError(f"features.{name} has shape {arr.shape}, expected {want}", stage="features")
     if len(feats.keyframe_times) != len(feats.frame_bridge):
         raise InvalidEventError("features: keyframe_times and frame_bridge differ in length", stage="features")
 

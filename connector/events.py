@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -31,7 +31,13 @@ class _Event(BaseModel):
         if self.version is None:
             if self.updated_at is None:
                 raise ValueError("one of version or updated_at is required")
-            self.version = int(self.updated_at.timestamp() * 1000)
+            stamp = self.updated_at
+            if stamp.tzinfo is None:  # naive: UTC, so every consumer orders events the same way
+                stamp = stamp.replace(tzinfo=timezone.utc)
+            version = int(stamp.timestamp() * 1000)
+            if version < 0:
+                raise ValueError("updated_at before 1970 cannot be used as a version")
+            self.version = version
         return self
 
 
@@ -61,7 +67,7 @@ class VideoUpsert(_Event):
         try:
             return base64.b64decode(self.features, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidEventError(f"features is not valid base64: {exc}") from exc
+            raise InvalidEventError(f"features is not valid base64: {exc}", stage="features") from exc
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -99,6 +105,8 @@ def parse_event(raw: bytes | None, max_bytes: int) -> VideoUpsert | VideoDelete:
         data = json.loads(raw, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidEventError(f"malformed JSON: {exc}", stage="parse") from exc
+    except RecursionError as exc:
+        raise InvalidEventError("malformed JSON: nested too deeply", stage="parse") from exc
     if not isinstance(data, dict):
         raise InvalidEventError(f"event must be a JSON object, got {type(data).__name__}", stage="parse")
     sv = data.get("schema_version")

@@ -52,9 +52,8 @@ def _check_host(host: str, port: int, policy: MediaPolicySettings) -> None:
         raise MediaPolicyError(f"cannot resolve host {host!r}: {exc}") from exc
     for info in infos:
         addr = ipaddress.ip_address(info[4][0])
-        if not policy.allow_private_networks and (
-            addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_reserved or addr.is_multicast
-        ):
+        # is_global also excludes shared address space (100.64/10, cloud metadata) and NAT64.
+        if not policy.allow_private_networks and (not addr.is_global or addr.is_multicast):
             raise MediaPolicyError(f"host {host!r} resolves to non-public address {addr}")
 
 

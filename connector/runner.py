@@ -106,12 +106,13 @@ class Runner:
 
     def run(self, until_idle_s: float | None = None) -> RunStats:
         """Loop until stopped; a bounded source stops when exhausted, or after `until_idle_s`
-        without messages when given."""
+        without messages when given (counted only while the source is ready: a consumer still
+        waiting for its partitions after a rebalance is not idle)."""
         t0 = time.monotonic()
         idle_since = time.monotonic()
         try:
             while not self.stop.is_set():
-                if self.run_once():
+                if self.run_once() or not self.source.ready():
                     idle_since = time.monotonic()
                 elif self.source.exhausted() or (until_idle_s is not None and time.monotonic() - idle_since > until_idle_s):
                     break

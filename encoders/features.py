@@ -78,14 +78,19 @@ class VideoFeatures:
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 meta: dict[str, Any] = json.loads(npz["__meta__"].tobytes())
                 arrays = {k: npz[k] for k in ARRAYS}
-        except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        except (ValueError, KeyError, TypeError, OSError, AttributeError, zipfile.BadZipFile) as exc:
             raise FeatureFormatError(f"not a VideoFeatures record: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise FeatureFormatError("not a VideoFeatures record: metadata is not an object")
         version = meta.pop("format_version", None)
         if version != FORMAT_VERSION:
             raise FeatureFormatError(f"unknown VideoFeatures format version {version!r} (this build reads {FORMAT_VERSION})")
-        meta["transcript"] = [Segment(**s) for s in meta["transcript"]]
-        meta["ocr"] = [OcrLine(**o) for o in meta["ocr"]]
-        return cls(**meta, **arrays)
+        try:
+            meta["transcript"] = [Segment(**s) for s in meta.get("transcript", [])]
+            meta["ocr"] = [OcrLine(**o) for o in meta.get("ocr", [])]
+            return cls(**meta, **arrays)
+        except (TypeError, ValueError) as exc:
+            raise FeatureFormatError(f"malformed VideoFeatures metadata: {exc}") from exc
 
     def save(self, path: Path) -> None:
         path.write_bytes(self.to_bytes())

@@ -63,6 +63,11 @@ class MilvusSettings(_Section):
     uri: str = "http://127.0.0.1:19530"
     token: SecretStr | None = None
     db_name: str = "default"
+    # pymilvus pings every 10 s even on idle channels; a stock gRPC server (milvus-lite's) allows
+    # one ping per 5 min without data and answers more with GOAWAY "too many pings", which breaks
+    # the shared channel. 5 min keeps both Milvus and milvus-lite happy; lower it for a proxy
+    # that drops idle connections sooner.
+    keepalive_ms: int = 300_000
 
 
 class RedisSettings(_Section):

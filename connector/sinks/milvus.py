@@ -11,6 +11,7 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from vidsearch.connector.documents import IndexDoc, Operation, Tombstone
+from vidsearch.connector.errors import StoreUnavailableError
 from vidsearch.connector.sinks.base import WriteResult
 from vidsearch.connector.sinks.retry import with_retries
 from vidsearch.ops.settings import Settings
@@ -19,10 +20,16 @@ from vidsearch.plugins.milvus.videos import collection_name, ensure_collection, 
 
 log = logging.getLogger(__name__)
 TRANSIENT_HINTS = ("unavailable", "deadline", "connect", "timeout", "timed out", "closed", "refused", "not ready", "rpc")
+# After a restart Milvus serves collections "released" until someone loads them again.
+NOT_LOADED_HINTS = ("released", "not loaded", "call load()")
+
+
+class _NotLoaded(Exception):
+    """The collections were released (e.g. by a restart) and have just been reloaded: retry."""
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError, _NotLoaded)):
         return True
     return isinstance(exc, MilvusException) and any(h in str(exc).lower() for h in TRANSIENT_HINTS)
 
@@ -42,7 +49,7 @@ class MilvusSink:
     def client(self) -> MilvusClient:
         # Connect lazily and reconnect after a failure: a Milvus restart invalidates the channel.
         if self._client is None:
-            self._client = make_client(self.settings.milvus)
+            self._client = make_client(self.settings.milvus, dedicated=True)
         return self._client
 
     def _reset(self) -> None:
@@ -56,6 +63,12 @@ class MilvusSink:
     def ensure(self) -> None:
         for i, name in enumerate(self.collections):
             ensure_collection(self.client, name, self.alias if i == 0 else None)
+        self._load()
+
+    def _load(self) -> None:
+        for name in self.collections:
+            for target in (name, tombstone_name(name)):
+                self.client.load_collection(target)
 
     def _stored_versions(self, collection: str, ids: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -89,6 +102,9 @@ class MilvusSink:
                 for collection in self.collections:
                     self._write_one(collection, ops, result)
             except Exception as exc:
+                if isinstance(exc, MilvusException) and any(h in str(exc) for h in NOT_LOADED_HINTS):
+                    self._load()
+                    raise _NotLoaded(str(exc)) from exc
                 if _transient(exc):
                     self._reset()
                 raise
@@ -97,16 +113,25 @@ class MilvusSink:
         try:
             return with_retries(self.name, cfg.retry_attempts, cfg.retry_max_wait_s, _transient, attempt)
         except MilvusException as exc:
-            # Not transient: one row is at fault. Write one by one and reject only the bad ones.
-            log.warning("milvus batch refused, isolating rows error=%s", exc)
-            result = WriteResult()
-            for op in ops:
-                try:
-                    for collection in self.collections:
-                        self._write_one(collection, [op], result)
-                except MilvusException as row_exc:
-                    result.rejected[op.video_id] = str(row_exc)[:500]
-            return result
+            return self._isolate(ops, exc)
+
+    def _isolate(self, ops: list[Operation], exc: MilvusException) -> WriteResult:
+        """A non-transient refusal. Blame documents only when the store is demonstrably fine and
+        some rows go through: otherwise it is the store's state, and nothing may be dead-lettered
+        (pause instead)."""
+        if not self.healthy():
+            raise StoreUnavailableError(self.name, f"refused a batch and fails its health check: {exc}") from exc
+        log.warning("milvus batch refused, isolating rows error=%s", exc)
+        result = WriteResult()
+        for op in ops:
+            try:
+                for collection in self.collections:
+                    self._write_one(collection, [op], result)
+            except MilvusException as row_exc:
+                result.rejected[op.video_id] = str(row_exc)[:500]
+        if len(result.rejected) == len(ops) and len(ops) > 1:
+            raise StoreUnavailableError(self.name, f"refused every row of the batch: {exc}") from exc
+        return result
 
     def remove(self, video_ids: list[str]) -> None:
         for collection in self.collections:

@@ -19,6 +19,16 @@ from vidsearch.plugins.opensearch.videos import ensure_index, index_name, to_sou
 
 log = logging.getLogger(__name__)
 TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+# Only these item errors are the document's fault (dead-letter it). Anything else, such as an
+# index not yet recovered after a restart or a cluster block, is the store's state: retry, and
+# if it persists, pause. Losing nothing beats never stalling.
+DATA_ERRORS = {
+    "mapper_parsing_exception",
+    "document_parsing_exception",
+    "strict_dynamic_mapping_exception",
+    "illegal_argument_exception",
+    "parse_exception",
+}
 
 
 class _TransientItems(Exception):
@@ -71,14 +81,16 @@ class OpenSearchSink:
                 action, info = next(iter(item.items()))
                 status, vid = info.get("status", 500), info.get("_id", "")
                 op = next((o for o in pending if o.video_id == vid), None)
-                if status < 300 or (action == "delete" and status == 404):
+                error = info.get("error") or {}
+                error_type = error.get("type", "") if isinstance(error, dict) else str(error)
+                if status < 300 or (action == "delete" and status == 404 and error_type != "index_not_found_exception"):
                     result.written += 1
                 elif status == 409:
                     result.stale += 1
-                elif status in TRANSIENT_STATUS and op is not None:
+                elif status == 400 and error_type in DATA_ERRORS:
+                    result.rejected[vid] = f"HTTP {status} {error_type}: {str(error.get('reason', ''))[:500]}"
+                elif op is not None:
                     retry[vid] = op
-                else:
-                    result.rejected[vid] = f"HTTP {status}: {str(info.get('error'))[:500]}"
             if retry:
                 pending = list(retry.values())
                 raise _TransientItems(f"{len(retry)} items failed with a retryable status")
@@ -93,7 +105,9 @@ class OpenSearchSink:
             self.client.bulk(body=body)
 
     def healthy(self) -> bool:
+        """Answering HTTP is not enough after a restart: the target indices must have recovered."""
         try:
-            return bool(self.client.ping(request_timeout=2))
+            health = self.client.cluster.health(index=",".join(self.indices), request_timeout=5)
+            return health.get("status") in ("green", "yellow")
         except Exception:  # health probe: any failure means unhealthy
             return False

@@ -26,6 +26,9 @@ class Source(Protocol):
     def dead_letter(self, records: list[DeadLetter]) -> None:
         """Persist dead letters durably before the batch is committed; raise if it cannot."""
 
+    def ready(self) -> bool:
+        """True once the source can deliver (Kafka: partitions assigned after a rebalance)."""
+
     def exhausted(self) -> bool:
         """True when a bounded source has nothing left (files); Kafka never is."""
 

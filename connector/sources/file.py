@@ -73,6 +73,9 @@ class FileSource:
                 fh.write(json.dumps({"offset": r.message.offset, "stage": r.stage, "error_class": r.error_class,
                                      "reason": r.reason, "value_b64": base64.b64encode(r.message.value or b"").decode()}) + "\n")
 
+    def ready(self) -> bool:
+        return True
+
     def exhausted(self) -> bool:
         return self.position >= len(self.lines)
 

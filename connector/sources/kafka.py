@@ -103,6 +103,9 @@ class KafkaSource:
         if remaining or failures:
             raise StoreUnavailableError("dlq", f"{remaining} dead letters undelivered, errors: {failures[:3]}")
 
+    def ready(self) -> bool:
+        return bool(self.assigned)
+
     def exhausted(self) -> bool:
         return False
 

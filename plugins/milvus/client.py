@@ -13,9 +13,16 @@ def is_embedded(uri: str) -> bool:
     return not uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
 
 
-def make_client(settings: MilvusSettings, timeout: float | None = 10.0) -> MilvusClient:
+def make_client(settings: MilvusSettings, timeout: float | None = 10.0, dedicated: bool = False) -> MilvusClient:
+    """`dedicated`: a channel of its own. pymilvus otherwise shares one channel per address, and
+    after a server restart a shared channel whose recovery failed stays broken for every client;
+    long-lived writers (the sink) need a reconnect that really reconnects."""
     token = settings.token.get_secret_value() if settings.token else ""
-    kwargs: dict[str, object] = {"uri": settings.uri, "token": token, "timeout": timeout}
+    kwargs: dict[str, object] = {"uri": settings.uri, "token": token, "timeout": timeout, "dedicated": dedicated}
+    kwargs["grpc_options"] = {
+        "grpc.keepalive_time_ms": settings.keepalive_ms,
+        "grpc.keepalive_permit_without_calls": False,
+    }
     if not is_embedded(settings.uri):
         kwargs["db_name"] = settings.db_name
     return MilvusClient(**kwargs)

@@ -93,10 +93,10 @@ def to_row(doc: Any) -> dict[str, Any]:
         "version": doc.version,
         "title": _clip(doc.title, MAX_TITLE_BYTES),
         "text": _clip(doc.lexical_text, MAX_TEXT_BYTES),
-        "language": (doc.language or "")[:16],
+        "language": _clip(doc.language or "", 16),
         "duration": float(doc.duration) if doc.duration is not None else -1.0,
         "published_at": _ms(doc.published_at),
-        "tags": [t[:100] for t in doc.tags[:100]],
+        "tags": [_clip(t, 100) for t in doc.tags[:100]],  # VARCHAR limits count bytes
         "meta": meta,
         **{f"vec_{name}": doc.vectors[name].tolist() for name in VECTOR_FIELDS},
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -81,11 +82,21 @@ def opensearch_state(settings: Settings) -> dict[str, int]:
 
 
 def milvus_state(settings: Settings) -> dict[str, int]:
-    client = milvus_client(settings.milvus)
     name = collection_name(settings.indexer.collection_prefix, settings.indexer.model_version)
-    rows = client.query(name, filter='id != ""', output_fields=["id", "version"], limit=16384)
-    total = client.query(name, filter='id != ""', output_fields=["count(*)"])[0]["count(*)"]
-    client.close()
+    for attempt in range(5):
+        # milvus-lite's gRPC server answers an idle channel's keepalive pings with GOAWAY
+        # ("too many pings"); like the sink, reconnect and retry.
+        client = milvus_client(settings.milvus)
+        try:
+            rows = client.query(name, filter='id != ""', output_fields=["id", "version"], limit=16384)
+            total = client.query(name, filter='id != ""', output_fields=["count(*)"])[0]["count(*)"]
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+            time.sleep(1.0)
+        finally:
+            client.close()
     out = {r["id"]: int(r["version"]) for r in rows}
     assert total == len(rows) == len(out), f"milvus holds {total} rows for {len(out)} ids"
     return out
