@@ -35,6 +35,7 @@ class RunStats:
     encode_s: float = 0.0
     sink_s: float = 0.0
     wall_s: float = 0.0
+    active_s: float = 0.0  # first batch polled -> last batch committed (no idle tail)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -60,6 +61,7 @@ class Runner:
         self.stats = RunStats()
         self._window: deque[tuple[float, int]] = deque(maxlen=64)
         self._last_status = 0.0
+        self._first_batch: float | None = None
 
     def _wait_for_stores(self, exc: StoreUnavailableError) -> None:
         self.stats.pauses += 1
@@ -77,9 +79,12 @@ class Runner:
 
     def run_once(self) -> bool:
         """One batch; False when there was nothing to do."""
+        t_poll = time.monotonic()
         batch = self.source.poll(self.batch_max, self.batch_max_s)
         if not batch:
             return False
+        if self._first_batch is None:
+            self._first_batch = t_poll
         self.pipeline.metrics.events_in.inc(len(batch))
         try:
             result = self.pipeline.process(batch)
@@ -100,6 +105,7 @@ class Runner:
         s.encode_s += result.encode_s
         s.sink_s += result.sink_s
         self._window.append((time.monotonic(), s.events))
+        s.active_s = time.monotonic() - self._first_batch
         if self.on_batch:
             self.on_batch(s)
         return True

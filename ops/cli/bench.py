@@ -21,3 +21,21 @@ def bench_encode(ctx: typer.Context, json: Annotated[bool, typer.Option("--json"
         print_json(report)
     else:
         console.print_json(data=report)
+
+
+@app.command("ingest")
+def bench_ingest(
+    ctx: typer.Context,
+    events: Annotated[int, typer.Option(help="Precomputed-feature events.")] = 2000,
+    media_rounds: Annotated[int, typer.Option(help="Times each real clip is sent as a media event.")] = 1,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Pipeline (Kafka + OpenSearch + Milvus) throughput against the encoders alone, same events,
+    same run; needs the stack (`vidsearch stack up`)."""
+    from vidsearch.ops.bench.ingest import run
+
+    report = run(state(ctx).settings, events, media_rounds, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    if json:
+        print_json(report)
+    else:
+        console.print_json(data=report)
