@@ -117,7 +117,7 @@ class Runner:
         t0 = time.monotonic()
         idle_since = time.monotonic()
         try:
-            while not self.stop.is_set():
+            while not self.stop.is_set():  # an unexpected error propagates: crash, restart, replay
                 if self.run_once() or not self.source.ready():
                     idle_since = time.monotonic()
                 elif self.source.exhausted() or (until_idle_s is not None and time.monotonic() - idle_since > until_idle_s):

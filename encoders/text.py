@@ -6,6 +6,7 @@ Vectors are L2-normalised float32, so cosine similarity is a dot product everywh
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -71,19 +72,22 @@ class MiniLMEncoder:
         except ImportError as exc:
             raise MissingExtraError("sentence-transformers") from exc
         self.model = SentenceTransformer(str(self.model_dir), device="cpu")
+        # HF fast tokenizers raise "Already borrowed" when two threads encode at once.
+        self._lock = threading.Lock()
 
     @cached_property
     def version(self) -> str:
         return version_id(self.name, [self.model_dir / "model.safetensors"], {"pool": "mean", "norm": True})
 
     def encode(self, texts: Sequence[str], kind: Kind = "passage") -> np.ndarray:
-        return _with_empty_rows(
-            texts,
-            self.dim,
-            lambda xs: self.model.encode(
-                list(xs), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-            ),
-        )
+        with self._lock:
+            return _with_empty_rows(
+                texts,
+                self.dim,
+                lambda xs: self.model.encode(
+                    list(xs), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+                ),
+            )
 
 
 class E5Encoder:

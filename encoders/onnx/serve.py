@@ -6,6 +6,7 @@ truncation (256 tokens) as sentence-transformers, so both paths see identical to
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class OrtMiniLMEncoder:
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.session = _session(model_path, threads)
         self.batch_size = batch_size
+        self._lock = threading.Lock()  # the tokenizer is not safe for concurrent use
 
     def _run(self, texts: list[str]) -> np.ndarray:
         """Batches of similar length (as sentence-transformers does) waste little on padding."""
@@ -69,7 +71,8 @@ class OrtMiniLMEncoder:
         return out
 
     def encode(self, texts: Sequence[str], kind: Kind = "passage") -> np.ndarray:
-        return _with_empty_rows(texts, self.dim, lambda xs: self._run(list(xs)))
+        with self._lock:
+            return _with_empty_rows(texts, self.dim, lambda xs: self._run(list(xs)))
 
 
 class OrtEfficientNetEncoder:

@@ -88,6 +88,7 @@ def milvus_state(settings: Settings) -> dict[str, int]:
         # ("too many pings"); like the sink, reconnect and retry.
         client = milvus_client(settings.milvus)
         try:
+            client.load_collection(name)  # a reopened milvus-lite file serves collections released
             rows = client.query(name, filter='id != ""', output_fields=["id", "version"], limit=16384)
             total = client.query(name, filter='id != ""', output_fields=["count(*)"])[0]["count(*)"]
             break

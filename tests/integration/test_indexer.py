@@ -146,14 +146,22 @@ def test_two_consumers_split_the_partitions(stack, settings: Settings, unique_na
     s = indexer_settings(settings, unique_name, tmp_path)
     create_topics(s)
     runners = [make_runner(s, text_encoder) for _ in range(2)]
-    threads = [threading.Thread(target=r.run, kwargs={"until_idle_s": 8}) for r in runners]
+    threads = [threading.Thread(target=r.run, kwargs={"until_idle_s": 30}) for r in runners]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 60
-    while not all(r.source.assigned for r in runners) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    parts = [set(r.source.assigned) for r in runners]
-    assert parts[0] and parts[1] and not parts[0] & parts[1], parts
+    def split() -> list[set]:
+        return [set(r.source.assigned) for r in runners]
+
+    # Wait for a settled group: both members hold partitions, none twice, all three covered,
+    # unchanged over a second (a snapshot mid-rebalance can show a member empty-handed).
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        first = split()
+        time.sleep(1.0)
+        if first == split() and all(first) and not first[0] & first[1] and len(first[0] | first[1]) == 3:
+            break
+    parts = split()
+    assert parts[0] and parts[1] and not parts[0] & parts[1] and len(parts[0] | parts[1]) == 3, parts
     events = [(f"v{i}", "upsert", 1, ev.upsert(f"v{i}", 1, seed=i)) for i in range(1200)]
     produce(s, events)
     for t in threads:

@@ -160,8 +160,11 @@ def test_embedded_file_source_into_milvus_lite(settings: Settings, tmp_path: Pat
     res = subprocess.run([VIDSEARCH, "ingest", "--source", f"file:{path}", "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads(res.stdout)
-    assert (report["indexed"], report["deleted"], report["dead"]) == (40, 1, 1)
+    # f3's upsert and its newer delete share a batch: only the delete is written.
+    assert (report["indexed"], report["deleted"], report["dead"]) == (39, 1, 1)
+    # A milvus-lite file has one owner at a time: rerun before this process opens it to read.
+    again = subprocess.run([VIDSEARCH, "ingest", "--source", f"file:{path}", "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout)["events"] == 0, "the checkpoint did not make the rerun resume at the end"
     embedded = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"uri": str(tmp_path / "embedded.db")})})
     assert milvus_state(embedded) == expected_live(events)
-    again = subprocess.run([VIDSEARCH, "ingest", "--source", f"file:{path}", "--json"], env=env, capture_output=True, text=True, timeout=300)
-    assert json.loads(again.stdout)["events"] == 0, "the checkpoint did not make the rerun resume at the end"
