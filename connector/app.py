@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 from vidsearch.connector.encoding import EventEncoder
@@ -58,7 +59,8 @@ def build_runner(settings: Settings, pipeline: Pipeline, source: Source) -> Runn
     cfg = settings.indexer
     status_dir = settings.stack.state_dir / "indexer"
     status_dir.mkdir(parents=True, exist_ok=True)
-    status = status_dir / f"{source.name}-{cfg.group_id}-{os.getpid()}.json"
+    # pid plus a random part: several runners may share a process (threads, tests)
+    status = status_dir / f"{source.name}-{cfg.group_id}-{os.getpid()}-{uuid.uuid4().hex[:6]}.json"
     return Runner(pipeline, source, cfg.batch_max_events, cfg.batch_max_s, cfg.unavailable_backoff_s, status, cfg.status_interval_s)
 
 

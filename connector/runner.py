@@ -140,5 +140,8 @@ class Runner:
         self._last_status = time.monotonic()
         data = {"time": time.time(), "events_per_s": round(self.throughput(), 2), "stats": self.stats.as_dict(), "source": self.source.status()}
         tmp = self.status_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self.status_file)
+        try:
+            tmp.write_text(json.dumps(data))
+            tmp.replace(self.status_file)
+        except OSError as exc:  # status is advisory; never let it stop indexing
+            log.warning("could not write status file path=%s error=%s", self.status_file, exc)
