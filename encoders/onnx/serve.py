@@ -14,9 +14,8 @@ import numpy as np
 
 from vidsearch.encoders.errors import MissingExtraError, ModelLoadError
 from vidsearch.encoders.onnx.export import onnx_dir
-from vidsearch.encoders.text import Kind, _with_empty_rows, minilm_model_dir
-from vidsearch.encoders.versioning import version_id
-from vidsearch.encoders.vision import N_CLASSES, VisionOutput, efficientnet_weights, preprocess
+from vidsearch.encoders.text import Kind, _with_empty_rows, minilm_model_dir, minilm_version
+from vidsearch.encoders.vision import N_CLASSES, VisionOutput, efficientnet_version, preprocess
 from vidsearch.ops.settings import Settings
 
 MAX_TOKENS = 256
@@ -44,10 +43,7 @@ class OrtMiniLMEncoder:
         from tokenizers import Tokenizer
 
         model_dir = minilm_model_dir()
-        # fp32: the torch encoder's version id (interchangeable in the stores); int8 vectors differ,
-        # so they get a version of their own.
-        config = {"pool": "mean", "norm": True} | ({"int8": True} if int8 else {})
-        self.version = version_id(self.name, [model_dir / "model.safetensors"], config)
+        self.version = minilm_version(int8)
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -80,9 +76,7 @@ class OrtEfficientNetEncoder:
     dim = 1280
 
     def __init__(self, model_path: Path, threads: int = 2, batch_size: int = 32) -> None:
-        from vidsearch.encoders.vision import INPUT_SIZE
-
-        self.version = version_id(self.name, [efficientnet_weights()], {"size": INPUT_SIZE, "norm": "(x-0.5)/0.5"})
+        self.version = efficientnet_version()
         self.session = _session(model_path, threads)
         self.batch_size = batch_size
 
@@ -101,12 +95,8 @@ class OrtEfficientNetEncoder:
 
 def onnx_paths(settings: Settings) -> tuple[Path, Path]:
     """Where the fp32 graphs for the current packaged weights live (named by encoder version)."""
-    from vidsearch.encoders.vision import INPUT_SIZE
-
-    text_v = version_id("minilm", [minilm_model_dir() / "model.safetensors"], {"pool": "mean", "norm": True})
-    vision_v = version_id("efficientnet-lite0", [efficientnet_weights()], {"size": INPUT_SIZE, "norm": "(x-0.5)/0.5"})
     cache = settings.stack.cache_dir
-    return onnx_dir(cache, text_v) / "text.onnx", onnx_dir(cache, vision_v) / "vision.onnx"
+    return onnx_dir(cache, minilm_version()) / "text.onnx", onnx_dir(cache, efficientnet_version()) / "vision.onnx"
 
 
 def ensure_exported(settings: Settings, int8_text: bool | None = None) -> tuple[Path, Path]:
