@@ -21,7 +21,7 @@ from vidsearch.ops.settings import Settings
 MAX_TOKENS = 256
 
 
-def _session(path: Path, threads: int):  # -> onnxruntime.InferenceSession
+def ort_session(path: Path, threads: int):  # -> onnxruntime.InferenceSession
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -47,7 +47,7 @@ class OrtMiniLMEncoder:
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self.session = _session(model_path, threads)
+        self.session = ort_session(model_path, threads)
         self.batch_size = batch_size
         self._lock = threading.Lock()  # the tokenizer is not safe for concurrent use
 
@@ -77,7 +77,7 @@ class OrtEfficientNetEncoder:
 
     def __init__(self, model_path: Path, threads: int = 2, batch_size: int = 32) -> None:
         self.version = efficientnet_version()
-        self.session = _session(model_path, threads)
+        self.session = ort_session(model_path, threads)
         self.batch_size = batch_size
 
     def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vidsearch.ops.cli import bench, demo, encode, ingest, stack, workers
+from vidsearch.ops.cli import bench, dataset, demo, encode, ingest, model, stack, workers
 from vidsearch.ops.cli.context import CliState, console, print_json, state
 from vidsearch.ops.errors import ConfigError
 from vidsearch.ops.logs import setup_logging
@@ -27,6 +27,10 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(ingest.dlq_app, name="dlq")
 app.command("schema")(ingest.schema)
 app.command("demo")(demo.demo)
+app.add_typer(dataset.app, name="dataset")
+app.command("train")(model.train)
+app.command("eval")(model.evaluate)
+app.command("ablation")(model.ablation)
 config_app = typer.Typer(help="Inspect the effective configuration.")
 app.add_typer(config_app, name="config")
 

@@ -1,0 +1,42 @@
+"""`vidsearch dataset ...`: build evaluation datasets and their cached features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import track
+
+from vidsearch.ops.cli.context import console, print_json, state
+from vidsearch.ops.errors import VidsearchError
+
+app = typer.Typer(help="Build evaluation datasets (videos.jsonl + queries.jsonl + media).", no_args_is_help=True)
+
+
+def _progress(description: str):  # noqa: ANN202 - a small adapter for rich.track
+    return lambda items, total: track(items, total=total, description=description, console=console)
+
+
+@app.command("tuxpaint")
+def tuxpaint(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder to write (reused as a cache).")],
+    limit: Annotated[int | None, typer.Option(help="Only this many stamps, spread over categories.")] = None,
+    features: Annotated[bool, typer.Option(help="Also extract and cache the base features.")] = True,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Render one mp4 per captioned Tux Paint stamp and write the dataset records (cached)."""
+    from vidsearch.ops.datasets.features import dataset_features
+    from vidsearch.ops.datasets.format import load_dataset
+    from vidsearch.ops.datasets.tuxpaint import build
+
+    try:
+        counts = build(out, limit, progress=_progress("rendering"))
+        if features:
+            ds = load_dataset(out)
+            counts["features"] = len(dataset_features(ds, state(ctx).settings, progress=_progress("features")))
+    except VidsearchError as exc:
+        console.print(f"[red]{type(exc).__name__}:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    print_json({"out": str(out), **counts}) if json else console.print(counts)

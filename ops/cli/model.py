@@ -1,0 +1,124 @@
+"""`vidsearch train`, `vidsearch eval` and `vidsearch ablation`: the balanced model from the CLI."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from vidsearch.ops.cli.context import console, print_json, state
+from vidsearch.ops.cli.dataset import _progress
+from vidsearch.ops.errors import VidsearchError
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]{type(exc).__name__}:[/red] {exc}")
+    return typer.Exit(2)
+
+
+def train(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder (videos.jsonl, queries.jsonl).")],
+    out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    seed: Annotated[int, typer.Option(help="Random seed (data order, init, shuffles).")] = 0,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation R@sum).")] = 80,
+    ablation: Annotated[bool, typer.Option(help="Also train the fusion_plain ablation.")] = True,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Train the modality-balanced model on a dataset's train split; export ONNX; write the model card."""
+    from vidsearch.ops.datasets.features import dataset_features
+    from vidsearch.ops.datasets.format import load_dataset
+    from vidsearch.ops.modeling.training import train_model
+
+    settings = state(ctx).settings
+    try:
+        ds = load_dataset(data)
+        feats = dataset_features(ds, settings, [v for v in ds.videos if v.split in ("train", "val")],
+                                 progress=_progress("features"))
+        variants = ("balanced", "fusion_plain") if ablation else ("balanced",)
+        with Progress(console=console, transient=True) as bar:
+            tasks = {v: bar.add_task(f"training {v}", total=epochs) for v in variants}
+
+            def on_epoch(variant: str, row: dict) -> None:
+                bar.update(tasks[variant], advance=1,
+                           description=f"training {variant} loss {row['loss']:.3f} val R@sum {row['val_rsum']:.1f}")
+
+            cards = train_model(ds, feats, settings, out, seed, variants, on_epoch, {"epochs": epochs})
+    except (VidsearchError, ValueError) as exc:
+        raise _fail(exc) from exc
+    summary = {v: {"version": c["version"], "best_epoch": c["best_epoch"], "val": c["metrics"]["val"]["all"],
+                   "ncl_tau": c["ncl"]["tau"]} for v, c in cards.items()}
+    print_json({"out": str(out), "models": summary}) if json else console.print(summary)
+
+
+def evaluate(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder.")],
+    model: Annotated[Path | None, typer.Option("--model", help="Model folder from `vidsearch train`.")] = None,
+    split: Annotated[str, typer.Option(help="Split to evaluate (a folder without splits is all test).")] = "test",
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """R@1/5/10, median rank and R@sum per config and subset, and the R_vt diagnostic."""
+    from vidsearch.ops.datasets.features import dataset_features
+    from vidsearch.ops.datasets.format import load_dataset
+    from vidsearch.ops.modeling.evaluation import evaluate as run_eval
+
+    settings = state(ctx).settings
+    try:
+        ds = load_dataset(data)
+        feats = dataset_features(ds, settings, [v for v in ds.videos if v.split == split], progress=_progress("features"))
+        report = run_eval(ds, feats, settings, model, split)
+    except (VidsearchError, ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from exc
+    if json:
+        print_json(report)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{data} [{split}] {report['videos']} videos, {report['queries']} queries")
+    for col in ("config", "subset", "R@1", "R@5", "R@10", "MdR", "R@sum", "R_vt"):
+        table.add_column(col)
+    for name, per in report["metrics"].items():
+        for subset, m in per.items():
+            table.add_row(name, subset, *(f"{m[k]:.1f}" for k in ("r1", "r5", "r10", "mdr", "rsum")), f"{report['r_vt'][name]:.3f}")
+    console.print(table)
+
+
+def ablation(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for one model per seed (seed-N/).")],
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0..N-1).")] = 3,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Train and evaluate per seed; print mean and spread (std) of every metric."""
+    from vidsearch.ops.datasets.features import dataset_features
+    from vidsearch.ops.datasets.format import load_dataset
+    from vidsearch.ops.modeling.ablation import aggregate
+    from vidsearch.ops.modeling.evaluation import evaluate as run_eval
+    from vidsearch.ops.modeling.training import train_model
+
+    settings = state(ctx).settings
+    try:
+        ds = load_dataset(data)
+        feats = dataset_features(ds, settings, progress=_progress("features"))
+        reports = []
+        for seed in range(seeds):
+            model_dir = out / f"seed-{seed}"
+            train_model(ds, feats, settings, model_dir, seed)
+            report = run_eval(ds, feats, settings, model_dir, "test")
+            (model_dir / "eval.json").write_text(jsonlib.dumps(report, indent=2))
+            reports.append(report)
+            console.print(f"seed {seed}: balanced test R@sum {report['metrics']['balanced']['all']['rsum']:.1f}")
+    except (VidsearchError, ValueError) as exc:
+        raise _fail(exc) from exc
+    table = aggregate(reports)
+    (out / "ablation.json").write_text(jsonlib.dumps(table, indent=2))
+    if json:
+        print_json(table)
+    else:
+        for name, per in table["metrics"].items():
+            console.print(name, {s: f"R@sum {m['rsum']['mean']:.1f}±{m['rsum']['std']:.1f}" for s, m in per.items()})

@@ -1,0 +1,1 @@
+"""Dataset -> trained balanced model -> evaluation: the glue between ops.datasets and encoders.balanced."""

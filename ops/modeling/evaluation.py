@@ -1,0 +1,109 @@
+"""`vidsearch eval`: retrieval metrics per config and subset, plus the modality-reliance diagnostic.
+
+Configs (issue #4): text_only (title + description + ASR + OCR text vectors), naive_fusion (the
+documented default: mean of modality vectors), fusion_plain (trained without shuffle or margin),
+balanced (shuffle + dynamic margin), balanced_ncl (balanced, ranked with NCL biases from the
+training-query bank).
+
+R_vt = mean cos(F_v, m) / mean cos(F_t, m) over videos that have both vision and text: how much
+the fused vector leans on what the video shows versus its text. A ratio of means, not a mean of
+ratios, because cos(F_t, m) can be near zero for a single video.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vidsearch.encoders.balanced.metrics import subset_metrics
+from vidsearch.encoders.balanced.ncl import ncl_scores
+from vidsearch.encoders.balanced.serve import BalancedModel
+from vidsearch.encoders.balanced.train import Split
+from vidsearch.encoders.features import VideoFeatures
+from vidsearch.encoders.fusion.default import fuse, modality_vectors
+from vidsearch.encoders.text import load_text_encoder, normalize_rows
+from vidsearch.ops.datasets.format import Dataset
+from vidsearch.ops.modeling.splits import make_split
+from vidsearch.ops.modeling.training import variant_dir
+from vidsearch.ops.settings import Settings
+
+log = logging.getLogger(__name__)
+MODEL_CONFIGS = ("text_only", "naive_fusion", "fusion_plain", "balanced", "balanced_ncl")
+
+
+@dataclass
+class Embedded:
+    """What one config produces: scores (queries x videos) and the towers for R_vt."""
+
+    scores: np.ndarray
+    fused: np.ndarray
+    f_text: np.ndarray
+    f_vision: np.ndarray
+
+
+def r_vt(e: Embedded) -> float:
+    both = (np.linalg.norm(e.f_text, axis=1) > 0) & (np.linalg.norm(e.f_vision, axis=1) > 0)
+    if not both.any():
+        return float("nan")
+    cv = float(np.mean((e.f_vision[both] * e.fused[both]).sum(1)))
+    ct = float(np.mean((e.f_text[both] * e.fused[both]).sum(1)))
+    return round(cv / ct, 4) if abs(ct) > 1e-9 else float("nan")
+
+
+def _text_only(split: Split, feats: list[VideoFeatures]) -> Embedded:
+    parts = split.arrays.text.reshape(len(feats), 3, -1)
+    present = (np.abs(parts).sum(-1) > 0)[..., None]
+    v = normalize_rows((parts * present).sum(1))
+    visual = normalize_rows(np.stack([modality_vectors(f)["visual"] for f in feats]))
+    return Embedded(split.query_vecs @ v.T, v, v, visual)
+
+
+def _naive(split: Split, feats: list[VideoFeatures]) -> Embedded:
+    mv = [modality_vectors(f) for f in feats]
+    v = np.stack([fuse(x) for x in mv])
+    return Embedded(split.query_vecs @ v.T, v, np.stack([x["text"] for x in mv]), np.stack([x["visual"] for x in mv]))
+
+
+def _model(model: BalancedModel, split: Split, ncl: bool = False) -> Embedded:
+    out = model.embed_arrays(split.arrays)
+    q = model.embed_query_vectors(split.query_vecs)
+    if ncl:
+        if model.ncl_bank is None:
+            raise FileNotFoundError(f"{model.root}: no ncl_bank.npy")
+        scores = ncl_scores(q, out["fused"], model.ncl_bank, model.ncl_tau)
+    else:
+        scores = q @ out["fused"].T
+    return Embedded(scores, out["fused"], out["text"], out["vision"])
+
+
+def model_configs(model_dir: Path | None) -> dict[str, Callable[[Split, list[VideoFeatures]], Embedded]]:
+    configs: dict[str, Callable[[Split, list[VideoFeatures]], Embedded]] = {"text_only": _text_only, "naive_fusion": _naive}
+    if model_dir is None:
+        return configs
+    plain_dir = variant_dir(model_dir, "fusion_plain")
+    if (plain_dir / "video_tower.onnx").exists():
+        plain = BalancedModel.load(plain_dir)
+        configs["fusion_plain"] = lambda s, f: _model(plain, s)
+    else:
+        log.warning("%s: no fusion_plain ablation; that row is left out", model_dir)
+    balanced = BalancedModel.load(model_dir)
+    configs["balanced"] = lambda s, f: _model(balanced, s)
+    configs["balanced_ncl"] = lambda s, f: _model(balanced, s, ncl=True)
+    return configs
+
+
+def evaluate(ds: Dataset, features: dict[str, VideoFeatures], settings: Settings, model_dir: Path | None,
+             split: str = "test", extra: dict[str, Callable[[Split, list[VideoFeatures]], Embedded]] | None = None) -> dict:
+    text = load_text_encoder(settings.encoders.text_model, settings.encoders.threads, settings.encoders.batch_size)
+    sp, ids = make_split(ds, split, features, text)
+    feats = [features[i] for i in ids]
+    metrics, ratios = {}, {}
+    for name, fn in {**model_configs(model_dir), **(extra or {})}.items():
+        e = fn(sp, feats)
+        metrics[name] = subset_metrics(e.scores, sp.relevant, sp.subsets)
+        ratios[name] = r_vt(e)
+    return {"split": split, "videos": len(ids), "queries": len(sp.relevant), "metrics": metrics, "r_vt": ratios}

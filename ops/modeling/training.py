@@ -1,0 +1,91 @@
+"""`vidsearch train`: train the balanced model and its ablation, export ONNX, write model cards.
+
+Folder written (MODEL_DIR):
+  card.json, video_tower.onnx, query_tower.onnx, ncl_bank.npy, checkpoints/{best,last}.pt
+  ablations/fusion_plain/...   the same for the model trained without shuffling or margin
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidsearch.encoders.balanced.export import check_parity, export_towers
+from vidsearch.encoders.balanced.metrics import subset_metrics
+from vidsearch.encoders.balanced.ncl import ncl_scores
+from vidsearch.encoders.balanced.train import VARIANTS, Split, TrainConfig, TrainResult, embed, train
+from vidsearch.encoders.features import VideoFeatures
+from vidsearch.encoders.text import load_text_encoder
+from vidsearch.ops.datasets.format import Dataset
+from vidsearch.ops.modeling.splits import make_split
+from vidsearch.ops.settings import Settings
+
+log = logging.getLogger(__name__)
+NCL_TAUS = (0.02, 0.05, 0.1)
+PARITY_MIN = 0.999
+
+
+def variant_dir(out: Path, variant: str) -> Path:
+    return out if variant == "balanced" else out / "ablations" / variant
+
+
+def choose_ncl_tau(result: TrainResult, train_split: Split, val_split: Split) -> tuple[float, np.ndarray, dict]:
+    """Bank = the training queries through the query tower; tau picked on validation R@1."""
+    _, bank = embed(result.video, result.query, train_split)
+    m, q = embed(result.video, result.query, val_split)
+    trials = {tau: subset_metrics(ncl_scores(q, m, bank, tau), val_split.relevant, val_split.subsets)["all"]["r1"]
+              for tau in NCL_TAUS}
+    best = max(trials, key=lambda t: trials[t])
+    return best, bank, {str(k): v for k, v in trials.items()}
+
+
+def _encoder_versions(features: dict[str, VideoFeatures]) -> dict[str, str]:
+    return next(iter(features.values())).encoder_versions if features else {}
+
+
+def train_model(ds: Dataset, features: dict[str, VideoFeatures], settings: Settings, out: Path, seed: int = 0,
+                variants: tuple[str, ...] = ("balanced", "fusion_plain"),
+                on_epoch: Callable[[str, dict], None] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, dict]:
+    text = load_text_encoder(settings.encoders.text_model, settings.encoders.threads, settings.encoders.batch_size)
+    train_split, _ = make_split(ds, "train", features, text)
+    val_split, _ = make_split(ds, "val", features, text)
+    cards = {}
+    for variant in variants:
+        cfg = TrainConfig(seed=seed, **{**VARIANTS[variant], **(overrides or {})})
+        dest = variant_dir(out, variant)
+        result = train(train_split, val_split, cfg, on_epoch=(lambda row, v=variant: on_epoch(v, row)) if on_epoch else None,
+                       checkpoint_dir=dest / "checkpoints")
+        export_towers(result.video, result.query, dest)
+        parity = check_parity(result.video, result.query, dest, val_split.arrays, val_split.query_vecs)
+        if min(parity.values()) < PARITY_MIN:
+            raise RuntimeError(f"ONNX export of {variant} is not faithful: {parity}")
+        tau, bank, trials = choose_ncl_tau(result, train_split, val_split)
+        np.save(dest / "ncl_bank.npy", bank.astype(np.float32))
+        digest = hashlib.sha256((dest / "video_tower.onnx").read_bytes() + (dest / "query_tower.onnx").read_bytes())
+        card = {
+            "version": f"mbvr-{variant}-{digest.hexdigest()[:12]}",
+            "variant": variant,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seed": seed,
+            "encoder_versions": _encoder_versions(features),
+            "text_query_encoder": text.version,
+            "data": {"root": str(ds.root), "hash": ds.fingerprint(), "train_videos": len(train_split.arrays),
+                     "val_videos": len(val_split.arrays)},
+            "train_config": cfg.to_dict(),
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "metrics": {"val": result.val},
+            "onnx_parity_min_cos": parity,
+            "ncl": {"tau": tau, "bank_size": int(len(bank)), "val_r1_by_tau": trials},
+        }
+        (dest / "card.json").write_text(json.dumps(card, indent=2))
+        cards[variant] = card
+        log.info("trained %s: best epoch %d, val R@sum %.1f", card["version"], result.best_epoch, result.val["all"]["rsum"])
+    return cards

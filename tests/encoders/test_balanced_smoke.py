@@ -1,0 +1,80 @@
+"""CI-sized end-to-end run of the balanced model: dataset from the Debian package, training, ONNX
+export, evaluation from the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vidsearch.ops.cli.main import app
+from vidsearch.ops.datasets.features import dataset_features
+from vidsearch.ops.datasets.format import load_dataset
+from vidsearch.ops.modeling.training import train_model
+from vidsearch.ops.settings import Settings
+
+pytestmark = pytest.mark.models
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tux")
+    result = CliRunner().invoke(app, ["dataset", "tuxpaint", "--out", str(out), "--limit", "40", "--json"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_dataset_build_is_complete_and_cached(small_dataset: Path) -> None:
+    ds = load_dataset(small_dataset)
+    assert len(ds.videos) == 40
+    assert {v.subset for v in ds.videos} == {"text_rich", "text_poor"}
+    assert all(ds.media_path(v).stat().st_size > 1000 for v in ds.videos)
+    assert all((small_dataset / "features" / f"{v.video_id}.npz").exists() for v in ds.videos)
+    before = {p: p.stat().st_mtime_ns for p in (small_dataset / "media").iterdir()}
+    result = CliRunner().invoke(app, ["dataset", "tuxpaint", "--out", str(small_dataset), "--limit", "40", "--json"])
+    assert result.exit_code == 0, result.output
+    assert {p: p.stat().st_mtime_ns for p in (small_dataset / "media").iterdir()} == before  # cached, not re-rendered
+
+
+def test_train_loss_goes_down_and_onnx_matches_torch(small_dataset: Path, settings: Settings, tmp_path: Path) -> None:
+    ds = load_dataset(small_dataset)
+    feats = dataset_features(ds, settings)
+    losses: list[float] = []
+    cards = train_model(ds, feats, settings, tmp_path / "model", seed=0, variants=("balanced",),
+                        on_epoch=lambda _v, row: losses.append(row["loss"]), overrides={"epochs": 12, "patience": 50})
+    assert len(losses) == 12
+    assert losses[-1] < 0.8 * losses[0], losses
+    card = cards["balanced"]
+    assert min(card["onnx_parity_min_cos"].values()) >= 0.999, card["onnx_parity_min_cos"]
+    assert card["version"].startswith("mbvr-balanced-") and card["data"]["hash"] == ds.fingerprint()
+    assert card["encoder_versions"]["vision"].startswith("efficientnet")
+    on_disk = json.loads((tmp_path / "model" / "card.json").read_text())
+    assert on_disk["version"] == card["version"]
+    assert (tmp_path / "model" / "checkpoints" / "best.pt").exists()
+
+
+def test_cli_train_and_eval_report_every_config(small_dataset: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--data", str(small_dataset), "--out", str(tmp_path / "m"), "--epochs", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["eval", "--data", str(small_dataset), "--model", str(tmp_path / "m"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert set(report["metrics"]) == {"text_only", "naive_fusion", "fusion_plain", "balanced", "balanced_ncl"}
+    for per in report["metrics"].values():
+        assert set(per) == {"all", "text_rich", "text_poor"}
+        for m in per.values():
+            assert {"r1", "r5", "r10", "mdr", "rsum"} <= set(m)
+            assert 0 <= m["r1"] <= m["r5"] <= m["r10"] <= 100
+    # a camera-style title carries nothing: text-only retrieval cannot beat chance on text_poor by much
+    assert report["metrics"]["text_only"]["text_poor"]["r1"] <= report["metrics"]["naive_fusion"]["text_poor"]["r1"]
+    assert set(report["r_vt"]) == set(report["metrics"])
+
+
+def test_eval_on_a_malformed_folder_fails_cleanly(tmp_path: Path) -> None:
+    (tmp_path / "videos.jsonl").write_text('{"video_id": "a", "path": "a.mp4"}\n')
+    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--json"])
+    assert result.exit_code == 2
+    assert "queries.jsonl: missing" in result.output
