@@ -35,6 +35,13 @@ class IndexDoc:
     segments: list[dict[str, Any]] = field(default_factory=list)  # {"start", "end", "text"}
     extra: dict[str, Any] = field(default_factory=dict)
     model_version: str = ""
+    media_uri: str | None = None
+    ncl_bias: float = 0.0  # tau*beta from NCL (0 until biases are computed); see plugins.retrieval.ncl
+
+    @property
+    def ncl_vector(self) -> np.ndarray:
+        """[fused; tau*beta]: inner product with [q; 1] ranks by the NCL score (DESIGN.md section 6)."""
+        return np.append(self.vectors["fused"], np.float32(self.ncl_bias)).astype(np.float32)
 
     @property
     def lexical_text(self) -> str:
@@ -51,10 +58,13 @@ class Tombstone:
 Operation = IndexDoc | Tombstone
 
 
-def build_doc(event: Any, feats: VideoFeatures, model_version: str) -> IndexDoc:
-    """`event` is a validated VideoUpsert; its metadata wins over what the features carry."""
-    vectors = modality_vectors(feats)
-    vectors["fused"] = fuse(vectors)
+def build_doc(event: Any, feats: VideoFeatures, model_version: str,
+              vectors: dict[str, np.ndarray] | None = None) -> IndexDoc:
+    """`event` is a validated VideoUpsert; its metadata wins over what the features carry.
+    `vectors` come from the model version's embedder (default: the documented default fusion)."""
+    if vectors is None:
+        vectors = modality_vectors(feats)
+        vectors["fused"] = fuse(vectors)
     return IndexDoc(
         video_id=event.video_id,
         version=int(event.version),
@@ -71,6 +81,7 @@ def build_doc(event: Any, feats: VideoFeatures, model_version: str) -> IndexDoc:
         segments=[{"start": s.start, "end": s.end, "text": s.text} for s in feats.transcript],
         extra=event.extra,
         model_version=model_version,
+        media_uri=event.media_uri,
     )
 
 

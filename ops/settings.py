@@ -146,6 +146,23 @@ class IndexerSettings(_Section):
     media_policy: MediaPolicySettings = MediaPolicySettings()
 
 
+class RetrievalSettings(_Section):
+    """The hybrid retriever (`vidsearch search`, the HTTP API). Stores are "opensearch" or
+    "milvus"; the embedded default (a milvus-lite file URI) serves both roles from Milvus."""
+
+    lexical_store: Literal["opensearch", "milvus"] | None = None  # None: opensearch unless milvus is embedded
+    dense_store: Literal["opensearch", "milvus"] | None = None
+    fallback: bool = True  # re-try a route on the other store when its store is down
+    overfetch: int = Field(5, ge=1, le=50)
+    min_candidates: int = Field(50, ge=1, le=2000)
+    model_dir: Path | None = None  # a `vidsearch train` folder; None: the default (text-space) fusion
+    query_log: Path | None = None  # default: <state_dir>/query_log.f32
+    ncl_bank_size: int = Field(2000, ge=10)
+    ncl_tau: float = Field(0.05, gt=0)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+
+
 def _default_dir(kind: Literal["state", "cache"]) -> Path:
     """Root keeps service data under /var (FHS, and readable by the unprivileged service user
     OpenSearch must run as); everyone else uses the XDG folders of their home."""
@@ -202,6 +219,7 @@ class Settings(BaseSettings):
     media: MediaSettings = MediaSettings()
     encoders: EncoderSettings = EncoderSettings()
     indexer: IndexerSettings = IndexerSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

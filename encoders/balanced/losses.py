@@ -52,13 +52,15 @@ def shuffle_indices(n: int, k: int, generator: torch.Generator | None = None) ->
     return perm[pos]
 
 
-def dynamic_margin(s_qv: torch.Tensor, scale: float) -> torch.Tensor:
+def dynamic_margin(s_qv: torch.Tensor, scale: float, signed: bool = False) -> torch.Tensor:
     """delta_i from the query-vision tower, stop-gradient: how much more the query matches its own
     frames than the batch's frames on average. When the true frames do not match the query
-    (delta ~ 0) a shuffled negative costs little; when they clearly do, shuffling must cost."""
+    (delta ~ 0) a shuffled negative costs little; when they clearly do, shuffling must cost.
+    `signed` lets delta go negative, so for a video whose frames are worse than average for its
+    own query the shuffled negatives become easier than plain ones (shuffling then costs nothing)."""
     s = s_qv.detach()
-    own = s.diagonal()
-    return scale * torch.relu(own - s.mean(dim=1))
+    gap = s.diagonal() - s.mean(dim=1)
+    return scale * (gap if signed else torch.relu(gap))
 
 
 def shuffled_negatives_loss(s_pos: torch.Tensor, s_shuf: torch.Tensor, delta: torch.Tensor, tau: float) -> torch.Tensor:

@@ -66,9 +66,13 @@ class VideoTower(nn.Module):
         f_a = self.audio(audio, self.audio_proj(audio)) * present[:, 2:3]
         return f_t, f_v, f_a
 
-    def fuse(self, f_t: torch.Tensor, f_v: torch.Tensor, f_a: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """H: gated sum of the present towers, unit length."""
+    def fuse(self, f_t: torch.Tensor, f_v: torch.Tensor, f_a: torch.Tensor, present: torch.Tensor,
+             gate_grad: bool = True) -> torch.Tensor:
+        """H: gated sum of the present towers, unit length. `gate_grad=False` keeps a loss from
+        moving the gate (the towers still learn from it)."""
         logits = self.gate(torch.cat([f_t, f_v, f_a, present], dim=-1))
+        if not gate_grad:
+            logits = logits.detach()
         logits = logits.masked_fill(present < 0.5, -1e4)
         w = torch.softmax(logits, dim=-1) * (present.sum(-1, keepdim=True) > 0).float()
         stacked = torch.stack([f_t, f_v, f_a], dim=1)

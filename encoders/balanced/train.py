@@ -40,9 +40,10 @@ class TrainConfig:
     a_vision: float = 0.5
     b_text: float = 0.5
     c_audio: float = 0.25
-    g_shuffle: float = 1.0
+    g_shuffle: float = 0.3
     shuffles: int = 4
-    margin: Literal["dynamic", "fixed", "none"] = "dynamic"
+    shuffle_gate_grad: bool = False  # chosen on validation (see the closing note of #4)
+    margin: Literal["dynamic", "signed", "fixed", "none"] = "dynamic"
     margin_scale: float = 0.5
     fixed_margin: float = 0.1
     negnce: bool = False
@@ -188,11 +189,11 @@ def _step(video: VideoTower, query: QueryTower, cfg: TrainConfig, gen: torch.Gen
         pres = torch.cat([present[:, None, 0:1].expand(-1, k, 1), present[idx][..., 1:]], dim=-1)
         m_sh = video.fuse(f_t[:, None].expand(-1, k, -1).reshape(-1, f_t.shape[1]),
                           f_v[idx].reshape(-1, f_v.shape[1]), f_a[idx].reshape(-1, f_a.shape[1]),
-                          pres.reshape(-1, 3)).view(len(q), k, -1)
+                          pres.reshape(-1, 3), gate_grad=cfg.shuffle_gate_grad).view(len(q), k, -1)
         s_shuf = (q[:, None, :] * m_sh).sum(-1)
         s_shuf = s_shuf.masked_fill(same.gather(1, idx), NEG)  # same caption: not a negative
-        if cfg.margin == "dynamic":
-            delta = dynamic_margin(s_qv, cfg.margin_scale)
+        if cfg.margin in ("dynamic", "signed"):
+            delta = dynamic_margin(s_qv, cfg.margin_scale, signed=cfg.margin == "signed")
         elif cfg.margin == "fixed":
             delta = torch.full((len(q),), cfg.fixed_margin)
         else:

@@ -59,6 +59,8 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Dataset folder.")],
     model: Annotated[Path | None, typer.Option("--model", help="Model folder from `vidsearch train`.")] = None,
     split: Annotated[str, typer.Option(help="Split to evaluate (a folder without splits is all test).")] = "test",
+    retrieval: Annotated[str | None, typer.Option(help="Also the retrieval rows (bm25, dense, rrf, convex, dynamic_margin) "
+                                                       "over this store: milvus-lite (embedded), milvus or opensearch.")] = None,
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """R@1/5/10, median rank and R@sum per config and subset, and the R_vt diagnostic."""
@@ -70,7 +72,7 @@ def evaluate(
     try:
         ds = load_dataset(data)
         feats = dataset_features(ds, settings, [v for v in ds.videos if v.split == split], progress=_progress("features"))
-        report = run_eval(ds, feats, settings, model, split)
+        report = run_eval(ds, feats, settings, model, split, retrieval)
     except (VidsearchError, ValueError, FileNotFoundError) as exc:
         raise _fail(exc) from exc
     if json:
@@ -83,8 +85,11 @@ def evaluate(
         table.add_column(col)
     for name, per in report["metrics"].items():
         for subset, m in per.items():
-            table.add_row(name, subset, *(f"{m[k]:.1f}" for k in ("r1", "r5", "r10", "mdr", "rsum")), f"{report['r_vt'][name]:.3f}")
+            ratio = report["r_vt"][name]
+            table.add_row(name, subset, *(f"{m[k]:.1f}" for k in ("r1", "r5", "r10", "mdr", "rsum")), "-" if ratio is None else f"{ratio:.3f}")
     console.print(table)
+    for name, why in report.get("unavailable", {}).items():
+        console.print(f"[yellow]{name}[/yellow]: unavailable: {why}")
 
 
 def ablation(
@@ -92,6 +97,7 @@ def ablation(
     data: Annotated[Path, typer.Option("--data", help="Dataset folder.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for one model per seed (seed-N/).")],
     seeds: Annotated[int, typer.Option(help="Number of seeds (0..N-1).")] = 3,
+    retrieval: Annotated[str | None, typer.Option(help="Also the retrieval rows over this store (milvus-lite, milvus, opensearch).")] = None,
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Train and evaluate per seed; print mean and spread (std) of every metric."""
@@ -109,7 +115,7 @@ def ablation(
         for seed in range(seeds):
             model_dir = out / f"seed-{seed}"
             train_model(ds, feats, settings, model_dir, seed)
-            report = run_eval(ds, feats, settings, model_dir, "test")
+            report = run_eval(ds, feats, settings, model_dir, "test", retrieval)
             (model_dir / "eval.json").write_text(jsonlib.dumps(report, indent=2))
             reports.append(report)
             console.print(f"seed {seed}: balanced test R@sum {report['metrics']['balanced']['all']['rsum']:.1f}")

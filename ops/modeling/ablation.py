@@ -18,5 +18,5 @@ def aggregate(reports: list[dict]) -> dict:
                for subset in per}
         for name, per in first["metrics"].items()
     }
-    r_vt = {name: _stat([r["r_vt"][name] for r in reports]) for name in first["r_vt"]}
+    r_vt = {name: _stat([r["r_vt"][name] for r in reports]) for name in first["r_vt"] if first["r_vt"][name] is not None}
     return {"seeds": len(reports), "videos": first["videos"], "queries": first["queries"], "metrics": metrics, "r_vt": r_vt}

@@ -45,13 +45,15 @@ class Embedded:
     f_vision: np.ndarray
 
 
-def r_vt(e: Embedded) -> float:
+def r_vt(e: Embedded) -> float | None:
+    if len(e.fused) != len(e.f_vision) or len(e.fused) == 0 or e.fused.shape[1] != e.f_vision.shape[1]:
+        return None  # a ranking without vectors (retrieval rows)
     both = (np.linalg.norm(e.f_text, axis=1) > 0) & (np.linalg.norm(e.f_vision, axis=1) > 0)
     if not both.any():
-        return float("nan")
+        return None
     cv = float(np.mean((e.f_vision[both] * e.fused[both]).sum(1)))
     ct = float(np.mean((e.f_text[both] * e.fused[both]).sum(1)))
-    return round(cv / ct, 4) if abs(ct) > 1e-9 else float("nan")
+    return round(cv / ct, 4) if abs(ct) > 1e-9 else None
 
 
 def _text_only(split: Split, feats: list[VideoFeatures]) -> Embedded:
@@ -97,13 +99,24 @@ def model_configs(model_dir: Path | None) -> dict[str, Callable[[Split, list[Vid
 
 
 def evaluate(ds: Dataset, features: dict[str, VideoFeatures], settings: Settings, model_dir: Path | None,
-             split: str = "test", extra: dict[str, Callable[[Split, list[VideoFeatures]], Embedded]] | None = None) -> dict:
+             split: str = "test", retrieval_store: str | None = None) -> dict:
+    """`retrieval_store` (milvus-lite, milvus or opensearch) adds the retrieval rows of issue #6."""
     text = load_text_encoder(settings.encoders.text_model, settings.encoders.threads, settings.encoders.batch_size)
     sp, ids = make_split(ds, split, features, text)
     feats = [features[i] for i in ids]
+    configs = model_configs(model_dir)
+    unavailable: dict[str, str] = {}
+    if retrieval_store:
+        from vidsearch.ops.modeling.retrieval_eval import retrieval_configs
+
+        _, queries = ds.split(split)
+        kept = [q for q in queries if any(r in set(ids) for r in q.relevant)]
+        extra, unavailable = retrieval_configs(settings, model_dir, retrieval_store, [q.text for q in kept])
+        configs.update(extra)
     metrics, ratios = {}, {}
-    for name, fn in {**model_configs(model_dir), **(extra or {})}.items():
+    for name, fn in configs.items():
         e = fn(sp, feats)
         metrics[name] = subset_metrics(e.scores, sp.relevant, sp.subsets)
         ratios[name] = r_vt(e)
-    return {"split": split, "videos": len(ids), "queries": len(sp.relevant), "metrics": metrics, "r_vt": ratios}
+    return {"split": split, "videos": len(ids), "queries": len(sp.relevant), "metrics": metrics, "r_vt": ratios,
+            "unavailable": unavailable}

@@ -45,13 +45,14 @@ def _schema(client: MilvusClient):  # -> CollectionSchema
     schema.add_field("meta", DataType.JSON)
     for name in VECTOR_FIELDS:
         schema.add_field(f"vec_{name}", DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_field("vec_ncl", DataType.FLOAT_VECTOR, dim=DIM + 1)  # [fused; tau*beta], NCL by IP
     schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"], output_field_names=["sparse"]))
     return schema
 
 
 def _index_params(client: MilvusClient):
     params = client.prepare_index_params()
-    for name in VECTOR_FIELDS:
+    for name in (*VECTOR_FIELDS, "ncl"):
         params.add_index(field_name=f"vec_{name}", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 128})
     params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
     return params
@@ -84,10 +85,19 @@ def _ms(value: datetime | None) -> int:
 
 def to_row(doc: Any) -> dict[str, Any]:
     """IndexDoc -> Milvus row (strings clipped to the schema's byte limits)."""
-    meta = {"model_version": doc.model_version, "keyframe_times": [k["t"] for k in doc.keyframes], "extra": doc.extra}
-    meta_json = json.dumps(meta)
-    if len(meta_json) > MAX_JSON_BYTES:
-        meta = {"model_version": doc.model_version, "keyframe_times": meta["keyframe_times"], "extra_truncated": True}
+    # Keyframe vectors (rounded) and transcript segments ride along for moments on the Milvus-only
+    # path; whatever does not fit the JSON limit is dropped in order extra, keyframes, segments.
+    meta: dict[str, Any] = {
+        "model_version": doc.model_version, "media_uri": doc.media_uri,
+        "keyframe_times": [k["t"] for k in doc.keyframes],
+        "keyframes": [{"t": k["t"], "vector": [round(float(x), 4) for x in k["vector"]]} for k in doc.keyframes],
+        "segments": doc.segments, "extra": doc.extra,
+    }
+    for drop in ("extra", "keyframes", "segments"):
+        if len(json.dumps(meta)) <= MAX_JSON_BYTES:
+            break
+        meta.pop(drop)
+        meta[f"{drop}_truncated"] = True
     return {
         "id": doc.video_id,
         "version": doc.version,
@@ -99,4 +109,5 @@ def to_row(doc: Any) -> dict[str, Any]:
         "tags": [_clip(t, 100) for t in doc.tags[:100]],  # VARCHAR limits count bytes
         "meta": meta,
         **{f"vec_{name}": doc.vectors[name].tolist() for name in VECTOR_FIELDS},
+        "vec_ncl": doc.ncl_vector.tolist(),
     }

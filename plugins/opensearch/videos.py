@@ -13,6 +13,8 @@ from vidsearch.connector.documents import VECTOR_FIELDS
 
 DIM = 384
 KNN_METHOD = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil", "parameters": {"m": 16, "ef_construction": 128}}
+# NCL-folded vectors [v; tau*beta] are not unit length: they are ranked by inner product.
+NCL_METHOD = {**KNN_METHOD, "space_type": "innerproduct"}
 
 
 def safe_version(model_version: str) -> str:
@@ -25,6 +27,7 @@ def index_name(prefix: str, model_version: str) -> str:
 
 def mapping() -> dict[str, Any]:
     vectors = {f"vec_{name}": {"type": "knn_vector", "dimension": DIM, "method": KNN_METHOD} for name in VECTOR_FIELDS}
+    vectors["vec_ncl"] = {"type": "knn_vector", "dimension": DIM + 1, "method": NCL_METHOD}
     return {
         "settings": {
             "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
@@ -46,6 +49,7 @@ def mapping() -> dict[str, Any]:
                 "language": {"type": "keyword"},
                 "duration": {"type": "float"},
                 "published_at": {"type": "date"},
+                "media_uri": {"type": "keyword", "index": False},
                 "keyframes": {"type": "object", "enabled": False},
                 "segments": {"type": "object", "enabled": False},
                 "extra": {"type": "object", "enabled": False},
@@ -82,8 +86,10 @@ def to_source(doc: Any) -> dict[str, Any]:
         "language": doc.language,
         "duration": doc.duration,
         "published_at": doc.published_at.isoformat() if doc.published_at else None,
+        "media_uri": doc.media_uri,
         "keyframes": doc.keyframes,
         "segments": doc.segments,
         "extra": doc.extra,
         **{f"vec_{name}": doc.vectors[name].tolist() for name in VECTOR_FIELDS if doc.vectors[name].any()},
+        **({"vec_ncl": doc.ncl_vector.tolist()} if doc.vectors["fused"].any() else {}),
     }

@@ -1,0 +1,1 @@
+"""The HTTP API and results page (FastAPI), served by `vidsearch serve`."""

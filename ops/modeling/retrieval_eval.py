@@ -1,0 +1,87 @@
+"""Retrieval rows of `vidsearch eval` (issue #6): the dataset's split indexed into a real store
+through the same sinks as the indexer, then searched through the same retriever as the API.
+
+Rows: bm25, dense (k-NN on the fused vector), rrf, convex, dynamic_margin, and opensearch_hybrid
+(neural-search's `hybrid` query; reported as unavailable, with the reason, when the plugin is not
+installed). The store defaults to an embedded milvus-lite file, so no server is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from vidsearch.connector.bulk import Item, write_items
+from vidsearch.encoders.balanced.train import Split
+from vidsearch.encoders.features import VideoFeatures
+from vidsearch.encoders.fusion.embedder import BalancedEmbedder, DefaultEmbedder
+from vidsearch.ops.modeling.evaluation import Embedded
+from vidsearch.ops.settings import Settings
+from vidsearch.plugins.retrieval.request import SearchRequest
+
+log = logging.getLogger(__name__)
+ROWS: dict[str, dict] = {
+    "bm25": {"routes": ("bm25",), "fusion": "rrf"},
+    "dense": {"routes": ("knn",), "fusion": "rrf"},
+    "rrf": {"routes": ("bm25", "knn"), "fusion": "rrf"},
+    "convex": {"routes": ("bm25", "knn"), "fusion": "convex"},
+    "dynamic_margin": {"routes": ("bm25", "knn"), "fusion": "dynamic_margin"},
+}
+DEPTH = 100
+
+
+def retrieval_configs(settings: Settings, model_dir: Path | None, store: str, texts: list[str],
+                      workdir: Path | None = None) -> tuple[dict[str, Callable[[Split, list[VideoFeatures]], Embedded]], dict[str, str]]:
+    """Config functions for `evaluate(extra=...)`, plus rows that cannot run and why."""
+    from vidsearch.connector.app import load_text_encoder, make_sinks
+    from vidsearch.plugins.retrieval.build import build_retriever
+
+    name = f"eval_{uuid.uuid4().hex[:8]}"
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="vidsearch-eval-"))
+    upd: dict = {"indexer": settings.indexer.model_copy(update={
+        "index_prefix": name.replace("_", "-"), "collection_prefix": name, "model_version": "eval",
+        "sinks": ("opensearch",) if store == "opensearch" else ("milvus",)})}
+    if store == "milvus-lite":
+        upd["milvus"] = settings.milvus.model_copy(update={"uri": str(workdir / "eval.db")})
+    if store in ("opensearch", "milvus"):
+        upd["retrieval"] = settings.retrieval.model_copy(update={"lexical_store": "opensearch" if store == "opensearch" else "milvus",
+                                                                  "dense_store": "opensearch" if store == "opensearch" else "milvus",
+                                                                  "fallback": False, "query_log": workdir / "queries.f32"})
+    else:
+        upd["retrieval"] = settings.retrieval.model_copy(update={"query_log": workdir / "queries.f32"})
+    s = settings.model_copy(update=upd)
+    model = None
+    if model_dir is not None:
+        from vidsearch.encoders.balanced.serve import BalancedModel
+
+        model = BalancedModel.load(model_dir)
+    text = load_text_encoder(s)
+    state: dict = {}
+
+    def ranked(split: Split, feats: list[VideoFeatures], row: str) -> Embedded:
+        if "retriever" not in state:
+            embedder = BalancedEmbedder(model) if model is not None else DefaultEmbedder()
+            write_items(make_sinks(s), [Item(f) for f in feats], "eval", embedder)
+            if store == "opensearch":
+                from vidsearch.plugins.opensearch.client import make_client
+
+                make_client(s.opensearch).indices.refresh(index=s.indexer.index_prefix)
+            state["retriever"] = build_retriever(s, text=text, model=model)
+            state["index"] = {f.video_id: i for i, f in enumerate(feats)}
+        retriever, index = state["retriever"], state["index"]
+        scores = np.full((len(texts), len(feats)), -1e9, np.float32)
+        for qi, q in enumerate(texts):
+            res = retriever.search(SearchRequest(q=q, k=DEPTH, moments=False, **ROWS[row]))
+            for hit in res.hits:
+                scores[qi, index[hit.video_id]] = hit.score
+        return Embedded(scores, np.zeros((0, 1)), np.zeros((0, 1)), np.zeros((0, 1)))
+
+    configs = {row: (lambda sp, f, r=row: ranked(sp, f, r)) for row in ROWS}
+    unavailable = {"opensearch_hybrid": "neural-search's hybrid query needs the opensearch-neural-search plugin, which is "
+                                        "not published on Maven Central (see `vidsearch stack status`: missing_plugins)"}
+    return configs, unavailable

@@ -1,0 +1,24 @@
+"""Retrieval errors: a bad request (4xx) versus every store being down (503)."""
+
+from __future__ import annotations
+
+from vidsearch.ops.errors import VidsearchError
+
+
+class RetrievalError(VidsearchError):
+    """Base of retrieval errors."""
+
+
+class AllRoutesFailedError(RetrievalError):
+    """No route could be served by any store; the caller gets 503, with each store's reason."""
+
+
+def store_unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "this store cannot answer now" (down, timing out, index missing), as
+    opposed to a bug in our query, which must surface."""
+    from opensearchpy.exceptions import ConnectionError as OsConnectionError
+    from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, TransportError
+    from pymilvus.exceptions import MilvusException
+
+    return (OsConnectionError, ConnectionTimeout, NotFoundError, TransportError, MilvusException, ConnectionError,
+            TimeoutError, OSError)

@@ -1,0 +1,155 @@
+"""The hybrid retriever: encode the query, run each route on its store, fuse exactly, add moments.
+
+Routes and their stores:
+  bm25          lexical store (OpenSearch text fields, or Milvus's BM25 function)
+  knn           dense store, `vec_fused` (or `vec_ncl` with [q; 1] when NCL is on)
+  knn_<m>       dense store, the per-modality vector field `vec_<m>`
+A route whose store is unavailable is re-tried on the other store when there is one; either way
+the response says `degraded` and why. Only when no route can be served is it an error (503).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel
+
+from vidsearch.plugins.retrieval.errors import AllRoutesFailedError, store_unavailable_errors
+from vidsearch.plugins.retrieval.fusion import fuse
+from vidsearch.plugins.retrieval.moments import Moment, best_moment
+from vidsearch.plugins.retrieval.request import SearchRequest
+from vidsearch.plugins.retrieval.stores import SearchStore
+
+log = logging.getLogger(__name__)
+TEXT_SPACE_FIELDS = {"knn_speech", "knn_ocr"}  # stored as raw text-encoder vectors in every model
+
+
+class QueryEncoder(Protocol):
+    version: str
+
+    def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(raw text-encoder vector, query-tower vector in the fused space)."""
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
+class RouteExplain(BaseModel):
+    rank: int | None
+    score: float | None
+    store: str
+
+
+class Hit(BaseModel):
+    video_id: str
+    rank: int
+    score: float
+    title: str | None = None
+    duration: float | None = None
+    language: str | None = None
+    tags: list[str] = []
+    media_uri: str | None = None
+    moment: Moment | None = None
+    thumbnail_t: float | None = None
+    explain: dict[str, RouteExplain] | None = None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    page: int
+    k: int
+    candidates: int
+    fusion: str
+    weights: dict[str, float]
+    ncl: bool
+    degraded: bool
+    warnings: list[str]
+    model_version: str
+    took_ms: float
+    route_ms: dict[str, float]
+    hits: list[Hit]
+
+
+@dataclass
+class Retriever:
+    encoder: QueryEncoder
+    stores: dict[str, SearchStore]  # "lexical" and "dense" roles -> store; may be the same store
+    fallbacks: dict[str, SearchStore] = field(default_factory=dict)  # role -> the other store
+    overfetch: int = 5
+    min_candidates: int = 50
+    on_query: Callable[[np.ndarray], None] | None = None  # the query log feeding NCL biases
+
+    def _run(self, role: str, name: str, call: Callable[[SearchStore], dict[str, float]],
+             warnings: list[str]) -> tuple[dict[str, float], str | None]:
+        errors = store_unavailable_errors()
+        tried = [self.stores[role]] + ([self.fallbacks[role]] if role in self.fallbacks else [])
+        for store in tried:
+            try:
+                return call(store), store.name
+            except errors as exc:
+                msg = f"{name}: {store.name} unavailable ({type(exc).__name__}: {str(exc)[:160]})"
+                log.warning("route degraded: %s", msg)
+                warnings.append(msg)
+        return {}, None
+
+    def search(self, req: SearchRequest) -> SearchResponse:
+        t0 = time.perf_counter()
+        raw, tower = self.encoder.encode(req.q)
+        if self.on_query is not None:
+            self.on_query(tower)
+        depth = max(self.min_candidates, self.overfetch * req.page * req.k)
+        warnings: list[str] = []
+        routes: dict[str, dict[str, float]] = {}
+        served_by: dict[str, str] = {}
+        route_ms: dict[str, float] = {}
+        for name in req.routes:
+            r0 = time.perf_counter()
+            if name == "bm25":
+                res, store = self._run("lexical", name, lambda s: s.bm25(req.q, req.filters, depth), warnings)
+            else:
+                if name == "knn":
+                    fld, vec = ("vec_ncl", np.append(tower, 1.0)) if req.ncl else ("vec_fused", tower)
+                else:
+                    fld, vec = f"vec_{name[4:]}", raw if name in TEXT_SPACE_FIELDS else tower
+                res, store = self._run("dense", name, lambda s, f=fld, v=vec: s.knn(f, v, req.filters, depth), warnings)
+            route_ms[name] = round((time.perf_counter() - r0) * 1000, 2)
+            if store is not None:
+                routes[name], served_by[name] = res, store
+        if not served_by:
+            raise AllRoutesFailedError("no route could be served: " + "; ".join(warnings))
+        fused, weights = fuse(req.fusion, routes, req.weights, req.normalization)
+        ranked = sorted(fused, key=lambda d: (-fused[d], d))
+        start = (req.page - 1) * req.k
+        page_ids = ranked[start:start + req.k]
+        docs = self._fetch(page_ids, served_by, warnings)
+        ranks = {r: {d: i + 1 for i, d in enumerate(sorted(s, key=lambda d: -s[d]))} for r, s in routes.items()}
+        hits = []
+        for i, vid in enumerate(page_ids):
+            src = docs.get(vid, {})
+            moment = best_moment(raw, src.get("keyframes") or [], src.get("segments") or [], src.get("duration"),
+                                 self.encoder.embed_texts) if req.moments else None
+            hits.append(Hit(
+                video_id=vid, rank=start + i + 1, score=round(fused[vid], 6), title=src.get("title"),
+                duration=src.get("duration"), language=src.get("language"), tags=src.get("tags") or [],
+                media_uri=src.get("media_uri"), moment=moment,
+                thumbnail_t=(moment.evidence.get("t", moment.start) if moment else None),
+                explain={r: RouteExplain(rank=ranks[r].get(vid), score=routes[r].get(vid), store=served_by[r])
+                         for r in routes} if req.explain else None,
+            ))
+        return SearchResponse(
+            query=req.q, page=req.page, k=req.k, candidates=len(fused), fusion=req.fusion,
+            weights={r: round(w, 4) for r, w in weights.items()}, ncl=req.ncl, degraded=bool(warnings),
+            warnings=warnings, model_version=self.encoder.version,
+            took_ms=round((time.perf_counter() - t0) * 1000, 2), route_ms=route_ms, hits=hits)
+
+    def _fetch(self, ids: list[str], served_by: dict[str, str], warnings: list[str]) -> dict[str, dict[str, Any]]:
+        return self.fetch(ids, warnings) if ids else {}
+
+    def fetch(self, ids: list[str], warnings: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Stored documents by id, from the dense store (or its fallback); {} when both are down."""
+        res, store = self._run("dense", "fetch", lambda s: s.fetch(ids), warnings if warnings is not None else [])
+        return res

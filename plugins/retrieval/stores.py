@@ -1,0 +1,151 @@
+"""Search adapters, one per store, behind one small interface the retriever fuses over.
+
+Each adapter runs BM25 and k-NN with the filters inside the query (OpenSearch: `filter` in the
+lucene k-NN clause and a bool filter for BM25; Milvus: a boolean `filter` expression evaluated
+during the ANN search), so a filtered query still returns k hits. Scores are the store's own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from vidsearch.plugins.retrieval.request import Filters
+
+TEXT_FIELDS = ["title^2", "description", "tags.text", "transcript", "ocr"]
+
+
+class SearchStore(Protocol):
+    name: str
+
+    def bm25(self, text: str, filters: Filters, k: int) -> dict[str, float]: ...
+
+    def knn(self, field: str, vector: np.ndarray, filters: Filters, k: int) -> dict[str, float]: ...
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def opensearch_filter(f: Filters) -> list[dict[str, Any]]:
+    clauses: list[dict[str, Any]] = []
+    if f.language:
+        clauses.append({"term": {"language": f.language}})
+    if f.duration_min is not None or f.duration_max is not None:
+        rng = {k: v for k, v in (("gte", f.duration_min), ("lte", f.duration_max)) if v is not None}
+        clauses.append({"range": {"duration": rng}})
+    if f.published_from or f.published_to:
+        rng = {k: v.isoformat() for k, v in (("gte", f.published_from), ("lte", f.published_to)) if v}
+        clauses.append({"range": {"published_at": rng}})
+    if f.tags:
+        clauses.append({"terms": {"tags": list(f.tags)}})
+    return clauses
+
+
+def milvus_filter(f: Filters) -> str:
+    """A Milvus boolean expression; strings are JSON-quoted so no value can break out of it."""
+    parts = []
+    if f.language:
+        parts.append(f"language == {json.dumps(f.language)}")
+    if f.duration_min is not None:
+        parts.append(f"duration >= {float(f.duration_min)}")
+    if f.duration_max is not None:
+        parts.append(f"(duration <= {float(f.duration_max)} and duration >= 0)")
+    if f.published_from:
+        parts.append(f"published_at >= {_ms(f.published_from)}")
+    if f.published_to:
+        parts.append(f"(published_at <= {_ms(f.published_to)} and published_at >= 0)")
+    if f.tags:
+        parts.append(f"ARRAY_CONTAINS_ANY(tags, {json.dumps(list(f.tags))})")
+    return " and ".join(parts)
+
+
+class OpenSearchStore:
+    name = "opensearch"
+
+    def __init__(self, client: Any, index: str, ef_search: int | None = None) -> None:
+        self.client, self.index, self.ef_search = client, index, ef_search
+
+    def bm25(self, text: str, filters: Filters, k: int) -> dict[str, float]:
+        body = {"size": k, "_source": False, "query": {"bool": {
+            "must": [{"multi_match": {"query": text, "fields": TEXT_FIELDS, "type": "best_fields"}}],
+            "filter": opensearch_filter(filters)}}}
+        return self._hits(self.client.search(index=self.index, body=body))
+
+    def knn(self, field: str, vector: np.ndarray, filters: Filters, k: int) -> dict[str, float]:
+        clause: dict[str, Any] = {"vector": vector.astype(np.float32).tolist(), "k": k}
+        flt = opensearch_filter(filters)
+        if flt:
+            clause["filter"] = {"bool": {"filter": flt}}
+        body = {"size": k, "_source": False, "query": {"knn": {field: clause}}}
+        return self._hits(self.client.search(index=self.index, body=body))
+
+    @staticmethod
+    def _hits(resp: dict[str, Any]) -> dict[str, float]:
+        return {h["_id"]: float(h["_score"]) for h in resp["hits"]["hits"]}
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        fields = ["video_id", "title", "description", "tags", "language", "duration", "published_at", "media_uri",
+                  "keyframes", "segments", "model_version"]
+        resp = self.client.mget(index=self.index, body={"ids": list(ids)}, _source_includes=fields)
+        return {d["_id"]: d["_source"] for d in resp["docs"] if d.get("found")}
+
+
+class MilvusStore:
+    """`connect` makes a client: pymilvus connects when a client is built, so connecting lazily
+    (and again after a failure) keeps a Milvus outage from failing the whole retriever's startup."""
+
+    name = "milvus"
+
+    def __init__(self, connect: Callable[[], Any], collection: str, ef_search: int = 128) -> None:
+        self.connect, self.collection, self.ef_search = connect, collection, ef_search
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.connect()
+        return self._client
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        except Exception:
+            self._client = None  # reconnect next time (a restarted server invalidates the channel)
+            raise
+
+    def bm25(self, text: str, filters: Filters, k: int) -> dict[str, float]:
+        res = self._call("search", self.collection, data=[text], anns_field="sparse", limit=k, filter=milvus_filter(filters),
+                                 search_params={"metric_type": "BM25"}, output_fields=["id"])
+        return {h["id"]: float(h["distance"]) for h in res[0]}
+
+    def knn(self, field: str, vector: np.ndarray, filters: Filters, k: int) -> dict[str, float]:
+        res = self._call("search", self.collection, data=[vector.astype(np.float32).tolist()], anns_field=field, limit=k,
+                                 filter=milvus_filter(filters),
+                                 search_params={"metric_type": "IP", "params": {"ef": max(self.ef_search, k)}},
+                                 output_fields=["id"])
+        return {h["id"]: float(h["distance"]) for h in res[0]}
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        rows = self._call("get", self.collection, ids=list(ids),
+                               output_fields=["id", "title", "language", "duration", "published_at", "tags", "meta"])
+        out = {}
+        for r in rows:
+            meta = r.get("meta") or {}
+            out[r["id"]] = {
+                "video_id": r["id"], "title": r["title"], "language": r["language"] or None,
+                "duration": r["duration"] if r["duration"] >= 0 else None, "tags": list(r.get("tags") or []),
+                "media_uri": meta.get("media_uri"), "keyframes": meta.get("keyframes", []),
+                "segments": meta.get("segments", []), "model_version": meta.get("model_version"),
+            }
+        return out
