@@ -39,3 +39,22 @@ def bench_ingest(
         print_json(report)
     else:
         console.print_json(data=report)
+
+
+@app.command("query")
+def bench_query(
+    ctx: typer.Context,
+    sizes: Annotated[str, typer.Option(help="Comma-separated catalogue sizes.")] = "10000,100000",
+    queries: Annotated[int, typer.Option(help="Queries per size.")] = 200,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """p50/p95/p99 of bm25, knn and fused routes, and k-NN recall@10 against exact search, on
+    OpenSearch (needs the stack)."""
+    from vidsearch.ops.bench.query import run
+
+    report = run(state(ctx).settings, tuple(int(s) for s in sizes.split(",")), queries,
+                 progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    if json:
+        print_json(report)
+    else:
+        console.print_json(data=report)

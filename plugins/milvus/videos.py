@@ -21,6 +21,10 @@ DIM = 384
 MAX_TEXT_BYTES = 60_000
 MAX_TITLE_BYTES = 4_000
 MAX_JSON_BYTES = 60_000
+# Lucene's English stop set (what OpenSearch's `english` analyzer removes)
+ENGLISH_STOP_WORDS = ("a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+                      "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+                      "they", "this", "to", "was", "will", "with")
 
 
 def collection_name(prefix: str, model_version: str) -> str:
@@ -36,7 +40,11 @@ def _schema(client: MilvusClient):  # -> CollectionSchema
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
     schema.add_field("version", DataType.INT64)
     schema.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE_BYTES + 100)
-    schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES + 100, enable_analyzer=True)
+    # English stop words, like the OpenSearch text fields (a query "A frog." must not match every
+    # video containing "a"); milvus-lite knows neither the "english" analyzer nor "_english_".
+    schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES + 100, enable_analyzer=True,
+                     analyzer_params={"tokenizer": "standard",
+                                      "filter": ["lowercase", {"type": "stop", "stop_words": list(ENGLISH_STOP_WORDS)}]})
     schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
     schema.add_field("language", DataType.VARCHAR, max_length=16)
     schema.add_field("duration", DataType.FLOAT)

@@ -43,7 +43,8 @@ def make_store(settings: Settings, kind: str) -> SearchStore:
         from vidsearch.plugins.opensearch.client import make_client
 
         os_settings = settings.opensearch.model_copy(update={"timeout_s": min(settings.opensearch.timeout_s, 5.0)})
-        return OpenSearchStore(make_client(os_settings, max_retries=0), settings.indexer.index_prefix)
+        # one pooled connection per concurrent route (urllib3's default pool holds one)
+        return OpenSearchStore(make_client(os_settings, max_retries=0, maxsize=16), settings.indexer.index_prefix)
     from vidsearch.plugins.milvus.client import make_client as milvus_client
 
     return MilvusStore(lambda: milvus_client(settings.milvus, timeout=5.0, dedicated=True), settings.indexer.collection_prefix)
@@ -72,4 +73,5 @@ def build_retriever(settings: Settings, text=None, model=None) -> Retriever:  # 
         for role, kind in (("lexical", lexical), ("dense", dense)):
             fallbacks[role] = store("milvus" if kind == "opensearch" else "opensearch")
     log = QueryLog(cfg.query_log or settings.stack.state_dir / "query_log.f32")
-    return Retriever(encoder, stores, fallbacks, cfg.overfetch, cfg.min_candidates, on_query=log.append)
+    return Retriever(encoder, stores, fallbacks, cfg.overfetch, cfg.min_candidates, on_query=log.append,
+                     prior=dict(cfg.route_prior))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -82,6 +83,8 @@ class Retriever:
     overfetch: int = 5
     min_candidates: int = 50
     on_query: Callable[[np.ndarray], None] | None = None  # the query log feeding NCL biases
+    prior: dict[str, float] = field(default_factory=dict)  # dynamic margin's per-route prior (settings)
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="route"))
 
     def _run(self, role: str, name: str, call: Callable[[SearchStore], dict[str, float]],
              warnings: list[str]) -> tuple[dict[str, float], str | None]:
@@ -106,26 +109,51 @@ class Retriever:
         routes: dict[str, dict[str, float]] = {}
         served_by: dict[str, str] = {}
         route_ms: dict[str, float] = {}
-        for name in req.routes:
-            r0 = time.perf_counter()
+
+        def target(name: str) -> tuple[str, str, np.ndarray | None]:
+            """(role, field, vector) of a route; bm25 has no field or vector."""
             if name == "bm25":
-                res, store = self._run("lexical", name, lambda s: s.bm25(req.q, req.filters, depth), warnings)
+                return "lexical", "", None
+            if name == "knn":
+                return ("dense", "vec_ncl", np.append(tower, 1.0)) if req.ncl else ("dense", "vec_fused", tower)
+            return "dense", f"vec_{name[4:]}", raw if name in TEXT_SPACE_FIELDS else tower
+
+        def one(name: str) -> tuple[str, dict[str, float], str | None, float, list[str]]:
+            r0, notes = time.perf_counter(), []
+            role, fld, vec = target(name)
+            if vec is None:
+                res, store = self._run(role, name, lambda s: s.bm25(req.q, req.filters, depth), notes)
             else:
-                if name == "knn":
-                    fld, vec = ("vec_ncl", np.append(tower, 1.0)) if req.ncl else ("vec_fused", tower)
-                else:
-                    fld, vec = f"vec_{name[4:]}", raw if name in TEXT_SPACE_FIELDS else tower
-                res, store = self._run("dense", name, lambda s, f=fld, v=vec: s.knn(f, v, req.filters, depth), warnings)
-            route_ms[name] = round((time.perf_counter() - r0) * 1000, 2)
+                res, store = self._run(role, name, lambda s: s.knn(fld, vec, req.filters, depth), notes)
+            return name, res, store, round((time.perf_counter() - r0) * 1000, 2), notes
+
+        batched = self._batched(req, depth, target)
+        if batched is not None:
+            elapsed = round((time.perf_counter() - t0) * 1000, 2)
+            results = [(name, res, self.stores["dense"].name, elapsed, []) for name, res in batched.items()]
+        else:
+            # Routes on different stores (or a failed batch) run concurrently: the fused latency
+            # is the slowest route plus fusion, not their sum.
+            results = list(self._pool.map(one, req.routes))
+        for name, res, store, ms, notes in results:
+            route_ms[name] = ms
+            warnings.extend(notes)
             if store is not None:
                 routes[name], served_by[name] = res, store
         if not served_by:
             raise AllRoutesFailedError("no route could be served: " + "; ".join(warnings))
-        fused, weights = fuse(req.fusion, routes, req.weights, req.normalization)
+        given = req.weights if req.weights is not None else (self.prior if req.fusion == "dynamic_margin" else None)
+        fused, weights = fuse(req.fusion, routes, given, req.normalization)
         ranked = sorted(fused, key=lambda d: (-fused[d], d))
         start = (req.page - 1) * req.k
         page_ids = ranked[start:start + req.k]
-        docs = self._fetch(page_ids, served_by, warnings)
+        docs: dict[str, dict[str, Any]] = {}
+        for res in routes.values():
+            for vid, src in getattr(res, "docs", {}).items():
+                docs.setdefault(vid, {}).update({k: v for k, v in src.items() if v is not None})
+        if req.moments:  # keyframes, segments and media live only in the full document
+            for vid, src in self._fetch(page_ids, served_by, warnings).items():
+                docs.setdefault(vid, {}).update(src)
         ranks = {r: {d: i + 1 for i, d in enumerate(sorted(s, key=lambda d: -s[d]))} for r, s in routes.items()}
         hits = []
         for i, vid in enumerate(page_ids):
@@ -145,6 +173,25 @@ class Retriever:
             weights={r: round(w, 4) for r, w in weights.items()}, ncl=req.ncl, degraded=bool(warnings),
             warnings=warnings, model_version=self.encoder.version,
             took_ms=round((time.perf_counter() - t0) * 1000, 2), route_ms=route_ms, hits=hits)
+
+    def _batched(self, req: SearchRequest, depth: int,
+                 target: Callable[[str], tuple[str, str, np.ndarray | None]]) -> dict[str, dict[str, float]] | None:
+        """All routes in one round trip when one store serves them all and can batch (OpenSearch
+        `_msearch`); None means "use the per-route path" (which also handles fallbacks)."""
+        store = self.stores["dense"]
+        many = getattr(store, "many", None)
+        if many is None or self.stores["lexical"] is not store or len(req.routes) < 2:
+            return None
+        bodies = []
+        for name in req.routes:
+            _, fld, vec = target(name)
+            bodies.append(store.bm25_body(req.q, req.filters, depth) if vec is None  # type: ignore[attr-defined]
+                          else store.knn_body(fld, vec, req.filters, depth))  # type: ignore[attr-defined]
+        try:
+            return dict(zip(req.routes, many(bodies), strict=True))
+        except store_unavailable_errors() as exc:
+            log.info("batched search failed, per route from here: %s", exc)
+            return None
 
     def _fetch(self, ids: list[str], served_by: dict[str, str], warnings: list[str]) -> dict[str, dict[str, Any]]:
         return self.fetch(ids, warnings) if ids else {}

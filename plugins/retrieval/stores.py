@@ -17,6 +17,16 @@ import numpy as np
 from vidsearch.plugins.retrieval.request import Filters
 
 TEXT_FIELDS = ["title^2", "description", "tags.text", "transcript", "ocr"]
+LIGHT_FIELDS = ["title", "language", "duration", "tags"]  # returned with every route hit
+
+
+class Scored(dict):  # dict[str, float]
+    """Scores by video id, plus the light fields each hit came with (`docs`), so a page of
+    results needs no extra round trip unless moments ask for keyframes."""
+
+    def __init__(self, scores: dict[str, float], docs: dict[str, dict[str, Any]]) -> None:
+        super().__init__(scores)
+        self.docs = docs
 
 
 class SearchStore(Protocol):
@@ -72,23 +82,44 @@ class OpenSearchStore:
     def __init__(self, client: Any, index: str, ef_search: int | None = None) -> None:
         self.client, self.index, self.ef_search = client, index, ef_search
 
-    def bm25(self, text: str, filters: Filters, k: int) -> dict[str, float]:
-        body = {"size": k, "_source": False, "query": {"bool": {
+    def bm25(self, text: str, filters: Filters, k: int) -> Scored:
+        return self._hits(self.client.search(index=self.index, body=self.bm25_body(text, filters, k)))
+
+    def knn(self, field: str, vector: np.ndarray, filters: Filters, k: int) -> Scored:
+        return self._hits(self.client.search(index=self.index, body=self.knn_body(field, vector, filters, k)))
+
+    def many(self, bodies: list[dict[str, Any]]) -> list[Scored]:
+        """Several searches in one `_msearch` round trip (OpenSearch runs them in parallel)."""
+        from opensearchpy.exceptions import TransportError
+
+        lines: list[dict[str, Any]] = []
+        for body in bodies:
+            lines += [{"index": self.index}, body]
+        out = []
+        for resp in self.client.msearch(body=lines)["responses"]:
+            if "error" in resp:
+                raise TransportError(resp.get("status", 500), str(resp["error"])[:300])
+            out.append(self._hits(resp))
+        return out
+
+    @staticmethod
+    def bm25_body(text: str, filters: Filters, k: int) -> dict[str, Any]:
+        return {"size": k, "_source": LIGHT_FIELDS, "query": {"bool": {
             "must": [{"multi_match": {"query": text, "fields": TEXT_FIELDS, "type": "best_fields"}}],
             "filter": opensearch_filter(filters)}}}
-        return self._hits(self.client.search(index=self.index, body=body))
 
-    def knn(self, field: str, vector: np.ndarray, filters: Filters, k: int) -> dict[str, float]:
+    @staticmethod
+    def knn_body(field: str, vector: np.ndarray, filters: Filters, k: int) -> dict[str, Any]:
         clause: dict[str, Any] = {"vector": vector.astype(np.float32).tolist(), "k": k}
         flt = opensearch_filter(filters)
         if flt:
             clause["filter"] = {"bool": {"filter": flt}}
-        body = {"size": k, "_source": False, "query": {"knn": {field: clause}}}
-        return self._hits(self.client.search(index=self.index, body=body))
+        return {"size": k, "_source": LIGHT_FIELDS, "query": {"knn": {field: clause}}}
 
     @staticmethod
-    def _hits(resp: dict[str, Any]) -> dict[str, float]:
-        return {h["_id"]: float(h["_score"]) for h in resp["hits"]["hits"]}
+    def _hits(resp: dict[str, Any]) -> Scored:
+        hits = resp["hits"]["hits"]
+        return Scored({h["_id"]: float(h["_score"]) for h in hits}, {h["_id"]: h.get("_source") or {} for h in hits})
 
     def fetch(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
@@ -97,6 +128,9 @@ class OpenSearchStore:
                   "keyframes", "segments", "model_version"]
         resp = self.client.mget(index=self.index, body={"ids": list(ids)}, _source_includes=fields)
         return {d["_id"]: d["_source"] for d in resp["docs"] if d.get("found")}
+
+
+MILVUS_LIGHT = ["id", "title", "language", "duration", "tags"]
 
 
 class MilvusStore:
@@ -124,15 +158,26 @@ class MilvusStore:
 
     def bm25(self, text: str, filters: Filters, k: int) -> dict[str, float]:
         res = self._call("search", self.collection, data=[text], anns_field="sparse", limit=k, filter=milvus_filter(filters),
-                                 search_params={"metric_type": "BM25"}, output_fields=["id"])
-        return {h["id"]: float(h["distance"]) for h in res[0]}
+                                 search_params={"metric_type": "BM25"}, output_fields=MILVUS_LIGHT)
+        # milvus-lite reports BM25 as a negative distance (more negative = better), Milvus as a
+        # positive score; both return best first, so the magnitude is the score.
+        return self._scored(res[0], absolute=True)
 
     def knn(self, field: str, vector: np.ndarray, filters: Filters, k: int) -> dict[str, float]:
         res = self._call("search", self.collection, data=[vector.astype(np.float32).tolist()], anns_field=field, limit=k,
                                  filter=milvus_filter(filters),
                                  search_params={"metric_type": "IP", "params": {"ef": max(self.ef_search, k)}},
-                                 output_fields=["id"])
-        return {h["id"]: float(h["distance"]) for h in res[0]}
+                                 output_fields=MILVUS_LIGHT)
+        return self._scored(res[0])
+
+    @staticmethod
+    def _scored(hits: Any, absolute: bool = False) -> Scored:
+        docs = {}
+        for h in hits:
+            e = h.get("entity") or {}
+            docs[h["id"]] = {"title": e.get("title"), "language": e.get("language") or None,
+                             "duration": e["duration"] if e.get("duration", -1) >= 0 else None, "tags": list(e.get("tags") or [])}
+        return Scored({h["id"]: abs(float(h["distance"])) if absolute else float(h["distance"]) for h in hits}, docs)
 
     def fetch(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:

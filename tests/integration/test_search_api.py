@@ -1,0 +1,155 @@
+"""The HTTP API and the results page, against the real stores; the page in Debian's headless Chromium."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.integration.retrieval_helpers import load, scoped
+from vidsearch.ops.api.app import create_app
+from vidsearch.ops.datasets.clips import real_clips
+from vidsearch.ops.settings import Settings
+from vidsearch.plugins.retrieval.build import build_retriever
+
+pytestmark = [pytest.mark.integration, pytest.mark.models]
+
+
+@pytest.fixture(scope="module")
+def api_settings(stack: object, settings: Settings) -> tuple[Settings, Path]:
+    from vidsearch.encoders.text import MiniLMEncoder
+
+    clip = next(c.path for c in real_clips(settings.stack.cache_dir) if c.path.name == "bigbuckbunny.mp4")
+    s = scoped(settings, f"t_api_{uuid.uuid4().hex[:8]}")
+    policy = s.indexer.media_policy.model_copy(update={"roots": (clip.parent,)})
+    s = s.model_copy(update={"indexer": s.indexer.model_copy(update={"media_policy": policy})})
+    text = MiniLMEncoder()
+    load(s, text, media=clip)
+    return s, clip
+
+
+@pytest.fixture(scope="module")
+def client(api_settings: tuple[Settings, Path]) -> TestClient:
+    s, _ = api_settings
+    return TestClient(create_app(build_retriever(s), s))
+
+
+def test_search_health_video_and_openapi(client: TestClient) -> None:
+    r = client.get("/search", params={"q": "fire truck", "k": 3, "explain": "true"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["hits"][0]["video_id"] in {"fire-truck", "parade"} and body["hits"][0]["explain"]
+    assert body["degraded"] is False
+    post = client.post("/search", json={"q": "fire truck", "k": 3, "routes": ["knn"], "fusion": "rrf"})
+    assert post.status_code == 200 and post.json()["weights"] == {"knn": 1.0}
+    assert client.get("/health").json()["status"] == "ok"
+    video = client.get("/videos/parade").json()
+    assert video["title"] == "Fire truck parade downtown" and len(video["keyframe_times"]) == 3
+    assert client.get("/videos/nope").status_code == 404
+    assert "/search" in client.get("/openapi.json").json()["paths"]
+
+
+def test_thumbnails_are_real_jpegs_and_media_outside_roots_is_refused(client: TestClient, api_settings) -> None:  # noqa: ANN001
+    r = client.get("/videos/kitten/thumbnail", params={"t": 1.0})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
+    s, _ = api_settings
+    strict = s.model_copy(update={"indexer": s.indexer.model_copy(update={"media_policy": s.indexer.media_policy.model_copy(
+        update={"roots": (Path("/nonexistent-root"),)})})})
+    refused = TestClient(create_app(build_retriever(strict), strict)).get("/videos/kitten/thumbnail")
+    assert refused.status_code == 403 and "outside the allowed roots" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(("params", "status", "message"), [
+    ({"q": ""}, 422, "at least 1 character"),
+    ({"q": "x" * 10_000}, 422, "at most 1000 characters"),
+    ({"q": "!!! ??? ..."}, 422, "no letters or digits"),
+    ({"q": "cat", "colour": "red"}, 400, "unknown parameter"),
+    ({"q": "cat", "k": 5000}, 422, "less than or equal to 1000"),
+    ({"q": "cat", "duration_min": "long"}, 422, "duration_min"),
+])
+def test_bad_queries_get_a_clear_4xx(client: TestClient, params: dict, status: int, message: str) -> None:
+    r = client.get("/search", params=params)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+
+
+def test_stores_down_degrade_or_503_never_500(api_settings) -> None:  # noqa: ANN001
+    s, _ = api_settings
+    os_down = s.model_copy(update={"opensearch": s.opensearch.model_copy(update={"url": "http://127.0.0.1:1"})})
+    r = TestClient(create_app(build_retriever(os_down), os_down)).get("/search", params={"q": "fire truck"})
+    assert r.status_code == 200 and r.json()["degraded"] is True and r.json()["hits"]
+    both = os_down.model_copy(update={"milvus": s.milvus.model_copy(update={"uri": "http://127.0.0.1:1"})})
+    app = TestClient(create_app(build_retriever(both), both))
+    r = app.get("/search", params={"q": "fire truck"})
+    assert r.status_code == 503 and "no route could be served" in r.json()["error"]
+    assert app.get("/health").json()["status"] == "degraded"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(api_settings) -> Iterator[str]:  # noqa: ANN001
+    import uvicorn
+
+    s, _ = api_settings
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(build_retriever(s), s), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    yield url
+    srv.should_exit = True
+    thread.join(10)
+
+
+def test_results_page_in_headless_chromium(server: str) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"  # Debian's browser; nothing is downloaded
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-extensions", "--no-first-run"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        driver.get(server + "/")
+        box = driver.find_element(By.ID, "q")
+        box.send_keys("a kitten playing")
+        driver.find_element(By.ID, "go").click()
+        wait = WebDriverWait(driver, 30)
+        wait.until(ec.presence_of_all_elements_located((By.CSS_SELECTOR, ".hit")))
+        hits = driver.find_elements(By.CSS_SELECTOR, ".hit")
+        assert hits[0].get_attribute("data-id") in {"kitten", "chaton"}
+        assert "kitten" in driver.find_element(By.ID, "results").text.lower() or "chaton" in driver.find_element(By.ID, "results").text.lower()
+        wait.until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"))
+        widths = driver.execute_script("return [...document.querySelectorAll('img.thumb')].map(i => i.naturalWidth)")
+        assert widths and all(w > 0 for w in widths)
+        moment = hits[0].find_element(By.CSS_SELECTOR, "a.moment")
+        assert "▶" in moment.text
+        moment.click()
+        wait.until(lambda d: "#t=" in (d.find_element(By.ID, "player").get_attribute("src") or ""))
+    finally:
+        driver.quit()
