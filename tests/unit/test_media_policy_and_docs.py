@@ -218,9 +218,11 @@ def test_opensearch_source_omits_zero_vectors() -> None:
     _, _, doc = _built(seed=1)  # seed 1: no transcript, no OCR
     source = to_source(doc)
     vec_keys = {k for k in source if k.startswith("vec_")}
-    assert vec_keys == {"vec_fused", "vec_visual", "vec_audio"}  # text_metadata is zero until apply_metadata fills it
-    for key in vec_keys:
+    assert vec_keys == {"vec_fused", "vec_visual", "vec_audio", "vec_ncl"}  # text_metadata is zero until apply_metadata fills it
+    for key in vec_keys - {"vec_ncl"}:
         assert len(source[key]) == 384 and all(isinstance(x, float) for x in source[key])
+    # NCL folding: [fused; tau*beta], beta 0 until the biases are computed
+    assert source["vec_ncl"][:384] == source["vec_fused"] and source["vec_ncl"][384] == 0.0
     assert source["transcript"] == "" and source["model_version"] == "m1"
 
 
