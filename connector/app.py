@@ -28,17 +28,18 @@ def load_text_encoder(settings: Settings):  # -> TextEncoder
     return load(cfg.text_model, cfg.threads, cfg.batch_size)
 
 
-def make_sinks(settings: Settings, names: tuple[str, ...] | None = None) -> list[Sink]:
+def make_sinks(settings: Settings, names: tuple[str, ...] | None = None, versions=None) -> list[Sink]:  # noqa: ANN001
+    """`versions`: where to write (default: the static settings; see ops.registry.routing)."""
     sinks: list[Sink] = []
     for name in names or settings.indexer.sinks:
         if name == "milvus":
             from vidsearch.connector.sinks.milvus import MilvusSink
 
-            sinks.append(MilvusSink(settings))
+            sinks.append(MilvusSink(settings, versions=versions))
         elif name == "opensearch":
             from vidsearch.connector.sinks.opensearch import OpenSearchSink
 
-            sinks.append(OpenSearchSink(settings))
+            sinks.append(OpenSearchSink(settings, versions=versions))
         else:
             raise ValueError(f"unknown sink {name!r}")
     return sinks
@@ -48,9 +49,24 @@ def feature_store(settings: Settings) -> FileFeatureStore:
     return FileFeatureStore(settings.indexer.feature_store or settings.stack.state_dir / "features")
 
 
-def build_pipeline(settings: Settings, sinks: list[Sink], metrics: Metrics | None = None, text=None) -> Pipeline:
+def registry_routing(settings: Settings):  # -> (VersionSource, ModelSource)
+    """Write targets and the embedding model, both following the model registry."""
+    from vidsearch.ops.registry.embedders import embedder_for
+    from vidsearch.ops.registry.registry import ModelRegistry
+    from vidsearch.ops.registry.routing import CachedVersions
+
+    registry = ModelRegistry(settings)
+    versions = CachedVersions(registry)
+
+    def model():  # noqa: ANN202
+        return [(v, embedder_for(registry.get(v))) for v in versions()]
+
+    return versions, model
+
+
+def build_pipeline(settings: Settings, sinks: list[Sink], metrics: Metrics | None = None, text=None, model=None) -> Pipeline:  # noqa: ANN001
     encoder = EventEncoder(settings, text or load_text_encoder(settings))
-    pipeline = Pipeline(settings, encoder, sinks, feature_store(settings), metrics)
+    pipeline = Pipeline(settings, encoder, sinks, feature_store(settings), metrics, model)
     pipeline.ensure_stores()
     return pipeline
 

@@ -36,8 +36,10 @@ def upsert_event(item: Item) -> VideoUpsert:
 
 
 def write_items(sinks: Sequence[Sink], items: Iterable[Item], model_version: str, embedder: VideoEmbedder | None = None,
-                batch: int = 256, on_batch: Callable[[int], None] | None = None) -> int:
-    """Write every item to every sink; returns the number written. Raises what the sinks raise."""
+                batch: int = 256, on_batch: Callable[[int], None] | None = None,
+                also: Sequence[tuple[str, VideoEmbedder]] = ()) -> int:
+    """Write every item to every sink; returns the number written. Raises what the sinks raise.
+    `also`: other versions the sinks write to, each with its own embedder (a re-embed in flight)."""
     embedder = embedder or DefaultEmbedder()
     for sink in sinks:
         sink.ensure()
@@ -46,8 +48,13 @@ def write_items(sinks: Sequence[Sink], items: Iterable[Item], model_version: str
 
     def flush() -> None:
         nonlocal total
-        vecs = embedder.vectors([it.features for it in buf])
+        feats = [it.features for it in buf]
+        vecs = embedder.vectors(feats)
+        others = {v: e.vectors(feats) for v, e in also}
         docs = [build_doc(upsert_event(it), it.features, model_version, v) for it, v in zip(buf, vecs, strict=True)]
+        for n, doc in enumerate(docs):
+            if others:
+                doc.by_version = {model_version: vecs[n], **{v: o[n] for v, o in others.items()}}
         for sink in sinks:
             result = sink.write(docs)
             if result.rejected:

@@ -6,7 +6,7 @@ the two stores can never disagree on what a video's vectors or fields are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +36,14 @@ class IndexDoc:
     extra: dict[str, Any] = field(default_factory=dict)
     model_version: str = ""
     media_uri: str | None = None
+    # While a re-embed runs, live writes go to two model versions, each with its own model's
+    # vectors: version id -> vectors. A version not listed gets `vectors` / `model_version`.
+    by_version: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     ncl_bias: float = 0.0  # tau*beta from NCL (0 until biases are computed); see plugins.retrieval.ncl
+
+    def for_version(self, version: str) -> IndexDoc:
+        vectors = self.by_version.get(version)
+        return self if vectors is None else replace(self, vectors=vectors, model_version=version, by_version={})
 
     @property
     def ncl_vector(self) -> np.ndarray:

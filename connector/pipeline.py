@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vidsearch.connector.documents import Operation, Tombstone, build_doc, latest_per_video
@@ -21,9 +22,11 @@ from vidsearch.connector.messages import DeadLetter, Message
 from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.sinks.base import Sink
 from vidsearch.encoders.features import VideoFeatures
+from vidsearch.encoders.fusion.embedder import DefaultEmbedder, VideoEmbedder
 from vidsearch.ops.settings import Settings
 
 log = logging.getLogger(__name__)
+ModelSource = Callable[[], list[tuple[str, VideoEmbedder]]]  # (version, embedder) per write target, current first
 
 
 @dataclass
@@ -44,9 +47,12 @@ class Pipeline:
         sinks: list[Sink],
         features: FileFeatureStore | None,
         metrics: Metrics | None = None,
+        model: ModelSource | None = None,
     ) -> None:
         self.settings, self.encoder, self.sinks, self.features = settings, encoder, sinks, features
         self.metrics = metrics or Metrics()
+        default = [(settings.indexer.model_version, DefaultEmbedder())]
+        self.model: ModelSource = model or (lambda: default)
 
     def ensure_stores(self) -> None:
         for sink in self.sinks:
@@ -73,10 +79,17 @@ class Pipeline:
             except InvalidEventError as exc:
                 dead.append(DeadLetter(msg, type(exc).__name__, str(exc), exc.stage))
         self.encoder.apply_metadata([(e, f) for _, e, f in upserts])
-        for i, event, feats in upserts:
+        models = self.model()  # current version first, then every other write target
+        all_feats = [f for _, _, f in upserts]
+        per_version = {v: (e.vectors(all_feats) if upserts else []) for v, e in models}
+        current = models[0][0]
+        for n, (i, event, feats) in enumerate(upserts):
             if self.features is not None:
                 self.features.put(event.video_id, int(event.version), feats)
-            ops.append((i, build_doc(event, feats, self.settings.indexer.model_version)))
+            doc = build_doc(event, feats, current, per_version[current][n])
+            if len(models) > 1:
+                doc.by_version = {v: vecs[n] for v, vecs in per_version.items()}
+            ops.append((i, doc))
         return latest_per_video(ops), dead
 
     def write(self, ops: list[tuple[int, Operation]], messages: list[Message], result: BatchResult) -> None:

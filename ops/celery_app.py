@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-from vidsearch.ops.settings import RedisSettings, load_settings
+from vidsearch.ops.settings import RedisSettings, ReembedSettings, load_settings
 
-TASK_MODULES = ["vidsearch.ops.tasks.health"]
+TASK_MODULES = ["vidsearch.ops.tasks.health", "vidsearch.ops.tasks.reembed", "vidsearch.ops.tasks.maintenance"]
 
 
 def redis_url(settings: RedisSettings) -> str:
@@ -22,7 +22,17 @@ def redis_url(settings: RedisSettings) -> str:
     return f"{scheme}://:{settings.password.get_secret_value()}@{rest.split('@')[-1]}"
 
 
-def make_celery(settings: RedisSettings) -> Celery:
+def beat_schedule(cfg: ReembedSettings) -> dict:
+    """Intervals from settings (`VIDSEARCH_REEMBED__NCL_INTERVAL_S`, ...); run `celery beat`."""
+    return {
+        "ncl-recompute": {"task": "vidsearch.maintenance.ncl_recompute", "schedule": cfg.ncl_interval_s},
+        "consistency-check": {"task": "vidsearch.maintenance.consistency_check", "schedule": cfg.consistency_interval_s},
+        "cleanup-versions": {"task": "vidsearch.maintenance.cleanup_versions", "schedule": cfg.cleanup_interval_s},
+    }
+
+
+def make_celery(settings: RedisSettings, reembed: ReembedSettings | None = None) -> Celery:
+    reembed = reembed or ReembedSettings()
     url = redis_url(settings)
     app = Celery("vidsearch", broker=url, backend=url, include=TASK_MODULES)
     app.conf.update(
@@ -37,8 +47,13 @@ def make_celery(settings: RedisSettings) -> Celery:
         result_expires=24 * 3600,
         task_default_queue="vidsearch",
         worker_hijack_root_logger=False,
+        # an unacknowledged task (its worker was killed) goes back to the queue after this long
+        broker_transport_options={"visibility_timeout": reembed.visibility_timeout_s},
+        result_backend_transport_options={"visibility_timeout": reembed.visibility_timeout_s},
+        beat_schedule=beat_schedule(reembed),
     )
     return app
 
 
-app = make_celery(load_settings().redis)
+_settings = load_settings()
+app = make_celery(_settings.redis, _settings.reembed)

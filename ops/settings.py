@@ -138,6 +138,9 @@ class IndexerSettings(_Section):
     index_prefix: str = "vidsearch-videos"
     collection_prefix: str = "vidsearch_videos"
     feature_store: Path | None = None
+    # Follow the model registry (Redis): write to its current version plus any re-embed target,
+    # embedding with the current version's model. Off: the static model_version/write_versions.
+    use_registry: bool = False
     retry_attempts: int = 4
     retry_max_wait_s: float = 2.0
     unavailable_backoff_s: float = 2.0
@@ -164,6 +167,21 @@ class RetrievalSettings(_Section):
     ncl_tau: float = Field(0.05, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+
+
+class ReembedSettings(_Section):
+    """Re-embedding after retraining (Celery) and the periodic tasks (Celery beat)."""
+
+    queue: str = "vidsearch"  # the Celery queue re-embedding tasks are sent to
+    chunks: int = Field(8, ge=1, le=1024)  # sliced-scroll slices = chord members
+    batch_size: int = Field(256, ge=1)
+    min_overlap: float = Field(0.2, ge=0, le=1.01)  # validation gate: mean top-10 overlap old vs new
+    gate_queries: int = Field(20, ge=0)
+    retention_s: float = Field(7 * 24 * 3600.0, ge=0)  # the old version stays this long for rollback
+    visibility_timeout_s: float = Field(3600.0, ge=5)  # a killed worker's chunk is redelivered after this
+    ncl_interval_s: float = Field(3600.0, ge=10)
+    consistency_interval_s: float = Field(24 * 3600.0, ge=10)
+    cleanup_interval_s: float = Field(3600.0, ge=10)
 
 
 def _default_dir(kind: Literal["state", "cache"]) -> Path:
@@ -223,6 +241,7 @@ class Settings(BaseSettings):
     encoders: EncoderSettings = EncoderSettings()
     indexer: IndexerSettings = IndexerSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    reembed: ReembedSettings = ReembedSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

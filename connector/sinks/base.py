@@ -9,9 +9,11 @@ older version.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Protocol
 
 from vidsearch.connector.documents import Operation
+from vidsearch.ops.settings import Settings
 
 
 @dataclass
@@ -36,3 +38,13 @@ class Sink(Protocol):
 
     def healthy(self) -> bool:
         """A cheap real request; never raises."""
+
+
+VersionSource = Callable[[], list[str]]
+
+
+def static_versions(settings: Settings) -> VersionSource:
+    """The configured versions: `indexer.model_version` first, then `indexer.write_versions`."""
+    cfg = settings.indexer
+    versions = [cfg.model_version, *[v for v in cfg.write_versions if v != cfg.model_version]]
+    return lambda: versions

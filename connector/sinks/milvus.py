@@ -12,8 +12,8 @@ from pymilvus.exceptions import MilvusException
 
 from vidsearch.connector.documents import IndexDoc, Operation, Tombstone
 from vidsearch.connector.errors import StoreUnavailableError
-from vidsearch.connector.sinks.base import WriteResult
 from vidsearch.connector.sinks.retry import with_retries
+from vidsearch.connector.sinks.base import VersionSource, WriteResult, static_versions
 from vidsearch.ops.settings import Settings
 from vidsearch.plugins.milvus.client import make_client
 from vidsearch.plugins.milvus.videos import collection_name, ensure_collection, to_row, tombstone_name
@@ -37,13 +37,18 @@ def _transient(exc: BaseException) -> bool:
 class MilvusSink:
     name = "milvus"
 
-    def __init__(self, settings: Settings, client: MilvusClient | None = None) -> None:
+    def __init__(self, settings: Settings, client: MilvusClient | None = None, versions: VersionSource | None = None) -> None:
         cfg = settings.indexer
         self.settings = settings
         self._client = client
-        versions = [cfg.model_version, *[v for v in cfg.write_versions if v != cfg.model_version]]
-        self.collections = [collection_name(cfg.collection_prefix, v) for v in versions]
+        self._versions = versions or static_versions(settings)
+        self._ensured: set[str] = set()
         self.alias = cfg.collection_prefix
+
+    @property
+    def collections(self) -> list[str]:
+        """Current version first, then the extra write targets (see the OpenSearch sink)."""
+        return [collection_name(self.settings.indexer.collection_prefix, v) for v in self._versions()]
 
     @property
     def client(self) -> MilvusClient:
@@ -64,6 +69,7 @@ class MilvusSink:
         for i, name in enumerate(self.collections):
             ensure_collection(self.client, name, self.alias if i == 0 else None)
         self._load()
+        self._ensured.update(self.collections)
 
     def _load(self) -> None:
         for name in self.collections:
@@ -78,11 +84,11 @@ class MilvusSink:
                 found[row["id"]] = max(found.get(row["id"], -1), int(row["version"]))
         return found
 
-    def _write_one(self, collection: str, ops: list[Operation], result: WriteResult) -> None:
+    def _write_one(self, collection: str, ops: list[Operation], result: WriteResult, version: str | None = None) -> None:
         stored = self._stored_versions(collection, [o.video_id for o in ops])
         fresh = [o for o in ops if o.version >= stored.get(o.video_id, -1)]
         result.stale += len(ops) - len(fresh)
-        rows = [to_row(o) for o in fresh if isinstance(o, IndexDoc)]
+        rows = [to_row(o.for_version(version) if version else o) for o in fresh if isinstance(o, IndexDoc)]
         tombs = [o for o in fresh if isinstance(o, Tombstone)]
         if rows:
             self.client.upsert(collection, rows)
@@ -99,8 +105,11 @@ class MilvusSink:
         def attempt() -> WriteResult:
             result = WriteResult()
             try:
-                for collection in self.collections:
-                    self._write_one(collection, ops, result)
+                versions = self._versions()
+                if not {collection_name(self.settings.indexer.collection_prefix, v) for v in versions} <= self._ensured:
+                    self.ensure()
+                for version in versions:
+                    self._write_one(collection_name(self.settings.indexer.collection_prefix, version), ops, result, version)
             except Exception as exc:
                 if isinstance(exc, MilvusException) and any(h in str(exc) for h in NOT_LOADED_HINTS):
                     self._load()

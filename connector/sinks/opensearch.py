@@ -11,8 +11,8 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, TransportError
 
 from vidsearch.connector.documents import IndexDoc, Operation
-from vidsearch.connector.sinks.base import WriteResult
 from vidsearch.connector.sinks.retry import with_retries
+from vidsearch.connector.sinks.base import VersionSource, WriteResult, static_versions
 from vidsearch.ops.settings import Settings
 from vidsearch.plugins.opensearch.client import make_client
 from vidsearch.plugins.opensearch.videos import ensure_index, index_name, to_source
@@ -44,25 +44,36 @@ def _transient(exc: BaseException) -> bool:
 class OpenSearchSink:
     name = "opensearch"
 
-    def __init__(self, settings: Settings, client: OpenSearch | None = None) -> None:
+    def __init__(self, settings: Settings, client: OpenSearch | None = None, versions: VersionSource | None = None) -> None:
         cfg = settings.indexer
         self.settings = settings
         self.client = client or make_client(settings.opensearch, max_retries=0)
-        versions = [cfg.model_version, *[v for v in cfg.write_versions if v != cfg.model_version]]
-        self.indices = [index_name(cfg.index_prefix, v) for v in versions]
+        self._versions = versions or static_versions(settings)
+        self._ensured: set[str] = set()
         self.alias = cfg.index_prefix
+
+    @property
+    def indices(self) -> list[str]:
+        """Current version first, then the extra write targets (read each batch: a re-embed or a
+        swap reaches a running indexer without a restart)."""
+        return [index_name(self.settings.indexer.index_prefix, v) for v in self._versions()]
 
     def ensure(self) -> None:
         for i, index in enumerate(self.indices):
             ensure_index(self.client, index, self.alias if i == 0 else None)
+            self._ensured.add(index)
 
     def _actions(self, ops: list[Operation]) -> list[dict[str, Any]]:
         body: list[dict[str, Any]] = []
-        for index in self.indices:
+        versions = self._versions()
+        if not {index_name(self.settings.indexer.index_prefix, v) for v in versions} <= self._ensured:
+            self.ensure()
+        for version in versions:
+            index = index_name(self.settings.indexer.index_prefix, version)
             for op in ops:
                 meta = {"_index": index, "_id": op.video_id, "version": op.version, "version_type": "external_gte"}
                 if isinstance(op, IndexDoc):
-                    body += [{"index": meta}, to_source(op)]
+                    body += [{"index": meta}, to_source(op.for_version(version))]
                 else:
                     body.append({"delete": meta})
         return body

@@ -48,7 +48,7 @@ def ingest(
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vidsearch.connector.app import build_pipeline, build_runner, make_sinks
+    from vidsearch.connector.app import build_pipeline, build_runner, make_sinks, registry_routing
     from vidsearch.connector.metrics import Metrics
 
     settings = state(ctx).settings
@@ -58,7 +58,8 @@ def ingest(
     if port:
         metrics.serve(port)
     src = _source(settings, source, group, restart)
-    runner = build_runner(settings, build_pipeline(settings, make_sinks(settings, sinks), metrics), src)
+    versions, model = registry_routing(settings) if settings.indexer.use_registry else (None, None)
+    runner = build_runner(settings, build_pipeline(settings, make_sinks(settings, sinks, versions), metrics, model=model), src)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
     signal.signal(signal.SIGINT, lambda *_: runner.stop.set())
     total = src.status().get("total") if source.startswith("file:") else None

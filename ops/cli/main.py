@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vidsearch.ops.cli import bench, dataset, demo, encode, ingest, model, search, stack, workers
+from vidsearch.ops.cli import bench, dataset, demo, encode, ingest, model, models, search, stack, workers
 from vidsearch.ops.cli.context import CliState, console, print_json, state
 from vidsearch.ops.errors import ConfigError
 from vidsearch.ops.logs import setup_logging
@@ -35,6 +35,8 @@ app.command("search")(search.search)
 app.command("serve")(search.serve)
 app.add_typer(search.plugins_app, name="plugins")
 app.add_typer(search.ncl_app, name="ncl")
+app.add_typer(models.models_app, name="models")
+app.add_typer(models.reembed_app, name="reembed")
 config_app = typer.Typer(help="Inspect the effective configuration.")
 app.add_typer(config_app, name="config")
 

@@ -54,6 +54,7 @@ class Hit(BaseModel):
     language: str | None = None
     tags: list[str] = []
     media_uri: str | None = None
+    model_version: str | None = None  # the model version whose vectors ranked this hit
     moment: Moment | None = None
     thumbnail_t: float | None = None
     explain: dict[str, RouteExplain] | None = None
@@ -163,7 +164,7 @@ class Retriever:
             hits.append(Hit(
                 video_id=vid, rank=start + i + 1, score=round(fused[vid], 6), title=src.get("title"),
                 duration=src.get("duration"), language=src.get("language"), tags=src.get("tags") or [],
-                media_uri=src.get("media_uri"), moment=moment,
+                media_uri=src.get("media_uri"), model_version=src.get("model_version"), moment=moment,
                 thumbnail_t=(moment.evidence.get("t", moment.start) if moment else None),
                 explain={r: RouteExplain(rank=ranks[r].get(vid), score=routes[r].get(vid), store=served_by[r])
                          for r in routes} if req.explain else None,

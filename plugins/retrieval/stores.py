@@ -17,7 +17,7 @@ import numpy as np
 from vidsearch.plugins.retrieval.request import Filters
 
 TEXT_FIELDS = ["title^2", "description", "tags.text", "transcript", "ocr"]
-LIGHT_FIELDS = ["title", "language", "duration", "tags"]  # returned with every route hit
+LIGHT_FIELDS = ["title", "language", "duration", "tags", "model_version"]  # returned with every route hit
 
 
 class Scored(dict):  # dict[str, float]

@@ -1,0 +1,1 @@
+"""Re-embedding after retraining: chunks, catch-up, validation gate, blue/green alias swap."""

@@ -1,0 +1,62 @@
+"""The nightly consistency check: the source of truth (stored base features, i.e. every video the
+indexer accepted) against both stores' current version: missing, extra, and version mismatches."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from vidsearch.ops.registry.registry import ModelRegistry
+from vidsearch.ops.reembed.work import id_versions
+from vidsearch.ops.settings import Settings
+from vidsearch.plugins.milvus.client import make_client as milvus_client
+from vidsearch.plugins.milvus.videos import collection_name
+
+
+def milvus_versions(settings: Settings, version: str) -> dict[str, int]:
+    client = milvus_client(settings.milvus, timeout=60.0)
+    try:
+        name = collection_name(settings.indexer.collection_prefix, version)
+        client.load_collection(name)
+        it = client.query_iterator(name, batch_size=1000, filter="", output_fields=["id", "version"])
+        out: dict[str, int] = {}
+        try:
+            while batch := it.next():
+                out.update({r["id"]: int(r["version"]) for r in batch})
+        finally:
+            it.close()
+        return out
+    finally:
+        client.close()
+
+
+def truth(settings: Settings) -> dict[str, int]:
+    """video id -> version from the feature store (written by the indexer before any sink)."""
+    from vidsearch.connector.app import feature_store
+
+    root = feature_store(settings).root
+    out = {}
+    for version_file in root.glob("*/*.version"):
+        npz = version_file.with_suffix(".npz")
+        if npz.exists():
+            with __import__("numpy").load(npz, allow_pickle=False) as z:
+                vid = json.loads(z["__meta__"].tobytes())["video_id"]
+            out[vid] = int(version_file.read_text())
+    return out
+
+
+def check(settings: Settings) -> dict[str, Any]:
+    version = ModelRegistry(settings).current()
+    src = truth(settings)
+    stores = {"opensearch": {k: v for k, (v, _) in id_versions(settings, version).items()},
+              "milvus": milvus_versions(settings, version)}
+    report: dict[str, Any] = {"version": version, "videos": len(src)}
+    for name, got in stores.items():
+        report[name] = {
+            "count": len(got),
+            "missing": sorted(set(src) - set(got))[:100],
+            "extra": sorted(set(got) - set(src))[:100],
+            "stale": sorted(v for v in set(src) & set(got) if got[v] < src[v])[:100],
+        }
+    report["consistent"] = all(not (report[n]["missing"] or report[n]["stale"]) for n in stores)
+    return report

@@ -1,0 +1,132 @@
+"""Start, finish, roll back and clean up re-embedding jobs (the Celery tasks call these).
+
+start: create the target index and collection (not behind the alias), add the target to the live
+       write targets (ingestion now writes both versions), record the job, launch the chord.
+finish: catch up, validate, swap both aliases, make the target current and keep the source warm
+        (still written) for `retention_s`, so a rollback loses nothing; or fail, leaving the
+        aliases where they were, with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from vidsearch.ops.registry.registry import ModelRegistry, RegistryError
+from vidsearch.ops.registry.routing import ROUTING_TTL_S
+from vidsearch.ops.reembed.state import Job, JobStore
+from vidsearch.ops.reembed.swap import drop_version, swap_aliases, validate
+from vidsearch.ops.reembed.work import catch_up, os_client, target_sinks
+from vidsearch.ops.settings import IndexerSettings, ReembedSettings, Settings, load_settings
+from vidsearch.plugins.opensearch.videos import index_name
+
+log = logging.getLogger(__name__)
+
+
+def scope(settings: Settings) -> dict[str, Any]:
+    """What a worker needs to act on this catalogue (no secrets: those come from its own env)."""
+    return {"indexer": settings.indexer.model_dump(mode="json"), "reembed": settings.reembed.model_dump(mode="json")}
+
+
+def scoped_settings(scope_: dict[str, Any]) -> Settings:
+    base = load_settings()
+    return base.model_copy(update={"indexer": IndexerSettings.model_validate(scope_["indexer"]),
+                                   "reembed": ReembedSettings.model_validate(scope_["reembed"])})
+
+
+def start(settings: Settings, target: str, wait: bool = False) -> Job:
+    from celery import chord
+
+    from vidsearch.ops.tasks.reembed import chunk, finish
+
+    registry = ModelRegistry(settings)
+    registry.get(target)  # unknown versions fail here, before anything is created
+    source = registry.current()
+    if source == target:
+        raise RegistryError(f"{target} is already the current version")
+    running = JobStore(registry).get()
+    if running is not None and running.state in ("running", "validating"):
+        raise RegistryError(f"job {running.id} ({running.source} -> {running.target}) is still {running.state}")
+    for sink in target_sinks(settings, target):
+        sink.ensure()
+    registry.add_extra(target)  # live ingestion writes both versions from now on
+    client = os_client(settings)
+    src_index = index_name(settings.indexer.index_prefix, source)
+    client.indices.refresh(index=src_index)
+    total = int(client.count(index=src_index)["count"])
+    job = JobStore(registry).create(source, target, settings.reembed.chunks, total, head_only=True)
+    sc = scope(settings)
+    queue = settings.reembed.queue
+    header = [chunk.s(sc, job.id, i, job.chunks).set(queue=queue) for i in range(job.chunks)]
+    result = chord(header)(finish.s(sc, job.id).set(queue=queue))
+    log.info("reembed job %s started: %s -> %s, %d videos in %d chunks", job.id, source, target, total, job.chunks)
+    if wait:
+        result.get(timeout=None, propagate=True)
+        return JobStore(registry).get(job.id) or job
+    return job
+
+
+def finish(settings: Settings, job_id: str, chunk_results: list[dict[str, Any]]) -> Job:
+    registry = ModelRegistry(settings)
+    jobs = JobStore(registry)
+    job = jobs.get(job_id)
+    if job is None:
+        raise RegistryError(f"unknown job {job_id}")
+    job.state = "validating"
+    jobs.save(job)
+    report: dict[str, Any] = {"chunks": chunk_results, "re_extracted": sum(c.get("extracted", 0) for c in chunk_results)}
+    report["catch_up"] = catch_up(settings, registry, job.source, job.target)
+    job.head_only = report["re_extracted"] == 0
+    gate = validate(settings, registry, job.source, job.target)
+    report["gate"] = gate.__dict__
+    if not gate.passed:
+        registry.remove_extra(job.target)  # stop dual writes; the target stays for inspection
+        job.state, job.reason = "failed", f"validation gate failed: {gate.reason}"
+    else:
+        report["swap"] = swap_aliases(settings, job.target)
+        registry.set_current(job.target, previous=job.source)
+        registry.remove_extra(job.target)
+        registry.add_extra(job.source)  # keep the old version warm (and complete) for rollback
+        registry.retain(job.source, time.time() + settings.reembed.retention_s)
+        # Indexers cache their routing for ROUTING_TTL_S: a batch routed just before the swap may
+        # still land. Wait that out, then level the new current once more.
+        time.sleep(2 * ROUTING_TTL_S + 0.5)
+        report["post_swap_catch_up"] = catch_up(settings, registry, job.source, job.target)
+        job.state, job.reason = "swapped", gate.reason
+    job.finished_at, job.report = time.time(), report
+    jobs.save(job)
+    log.info("reembed job %s %s: %s", job.id, job.state, job.reason)
+    return job
+
+
+def rollback(settings: Settings) -> dict[str, Any]:
+    registry = ModelRegistry(settings)
+    current, previous = registry.current(), registry.previous()
+    if not previous:
+        raise RegistryError("nothing to roll back to: no previous version")
+    client = os_client(settings)
+    if not client.indices.exists(index=index_name(settings.indexer.index_prefix, previous)):
+        raise RegistryError(f"the previous version {previous} was already dropped (retention_s passed)")
+    swapped = swap_aliases(settings, previous)
+    registry.set_current(previous, previous=current)
+    registry.remove_extra(previous)
+    registry.add_extra(current)
+    registry.retain(current, time.time() + settings.reembed.retention_s)
+    registry.forget_retained(previous)
+    return {"current": previous, "previous": current, "swap": swapped}
+
+
+def cleanup(settings: Settings, now: float | None = None) -> list[str]:
+    """Drop retained versions whose time is up (never the current one)."""
+    registry = ModelRegistry(settings)
+    dropped = []
+    for version in registry.expired(now or time.time()):
+        if version == registry.current():
+            registry.forget_retained(version)
+            continue
+        registry.remove_extra(version)
+        drop_version(settings, version)
+        registry.forget_retained(version)
+        dropped.append(version)
+    return dropped

@@ -1,0 +1,1 @@
+"""Model versions: the registry (Redis), what each version's embedder is, and where writes go."""

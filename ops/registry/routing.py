@@ -1,0 +1,29 @@
+"""Where live ingestion writes, read from the registry and cached for a second, so a re-embed
+starting (or an alias swap) reaches running indexers within a batch or two without a restart."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from vidsearch.ops.registry.registry import ModelRegistry
+
+
+ROUTING_TTL_S = 1.0
+
+
+class CachedVersions:
+    def __init__(self, registry: ModelRegistry, ttl_s: float = ROUTING_TTL_S) -> None:
+        self.registry, self.ttl_s = registry, ttl_s
+        self._value: list[str] = []
+        self._at = 0.0
+
+    def __call__(self) -> list[str]:
+        now = time.monotonic()
+        if not self._value or now - self._at > self.ttl_s:
+            self._value = self.registry.write_versions()
+            self._at = now
+        return self._value
+
+
+VersionSource = Callable[[], list[str]]

@@ -1,0 +1,231 @@
+"""Re-embedding after retraining, end to end: real Redis, real Celery worker subprocesses, real
+OpenSearch and Milvus. One catalogue of 2,000 videos goes through a promotion with a worker
+killed mid-job, live ingestion during the job and queries hammering the alias; then a rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidsearch.connector.app import feature_store, make_sinks, registry_routing
+from vidsearch.connector.bulk import Item, write_items
+from vidsearch.encoders.features import VideoFeatures
+from vidsearch.ops.registry.registry import ModelRegistry
+from vidsearch.ops.reembed.job import rollback, start
+from vidsearch.ops.reembed.state import JobStore
+from vidsearch.ops.settings import Settings
+from vidsearch.plugins.milvus.client import make_client as milvus_client
+from vidsearch.plugins.milvus.videos import collection_name
+from vidsearch.plugins.opensearch.client import make_client
+from vidsearch.plugins.opensearch.videos import index_name
+
+pytestmark = [pytest.mark.integration, pytest.mark.models, pytest.mark.slow]
+N = 2000
+
+
+def synthetic(vid: str, rng: np.random.Generator) -> VideoFeatures:
+    unit = lambda n: (lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True))(rng.standard_normal(n).astype(np.float32))  # noqa: E731
+    return VideoFeatures(video_id=vid, duration_s=10.0, title=f"video {vid}", description="synthetic catalogue entry",
+                         keyframe_times=np.array([1.0, 5.0], np.float32), frame_features=np.abs(unit((2, 1280))),
+                         frame_bridge=unit((2, 384)), text_metadata=unit(384), audio_vector=unit(384), has_audio=True,
+                         encoder_versions={"text": "minilm@test", "vision": "efficientnet@test"})
+
+
+def make_model(out: Path, version: str) -> Path:
+    """A real fusion head (towers at their deterministic init), exported to ONNX with its card."""
+    import torch
+
+    from vidsearch.encoders.balanced.export import export_towers
+    from vidsearch.encoders.balanced.towers import QueryTower, VideoTower
+
+    torch.manual_seed(0)
+    export_towers(VideoTower(), QueryTower(), out)
+    (out / "card.json").write_text(json.dumps({"version": version, "encoder_versions": {"text": "minilm@test", "vision": "efficientnet@test"},
+                                               "metrics": {}}))
+    return out
+
+
+def scoped(settings: Settings, name: str, tmp: Path, **reembed) -> Settings:  # noqa: ANN003
+    idx = settings.indexer.model_copy(update={"index_prefix": name.replace("_", "-"), "collection_prefix": name,
+                                              "model_version": "default-v1", "feature_store": tmp / "features",
+                                              "batch_max_events": 100})
+    re_ = settings.reembed.model_copy(update={"queue": name, "chunks": 8, "batch_size": 100, "gate_queries": 10,
+                                              "min_overlap": 0.05, "visibility_timeout_s": 15.0, **reembed})
+    return settings.model_copy(update={"indexer": idx, "reembed": re_})
+
+
+def load_catalogue(s: Settings, n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    feats = [synthetic(f"v{i:05d}", rng) for i in range(n)]
+    store = feature_store(s)
+    for f in feats:
+        store.put(f.video_id, 1, f)
+    write_items(make_sinks(s), [Item(f) for f in feats], s.indexer.model_version, batch=500)
+    make_client(s.opensearch).indices.refresh(index=s.indexer.index_prefix)
+    return [f.video_id for f in feats]
+
+
+def worker(s: Settings, name: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "VIDSEARCH_REEMBED__VISIBILITY_TIMEOUT_S": str(s.reembed.visibility_timeout_s)}
+    return subprocess.Popen([sys.executable, "-m", "celery", "-A", "vidsearch.ops.celery_app", "worker", "--pool=solo",
+                             f"--queues={s.reembed.queue}", f"--hostname={name}@%h", "--without-gossip", "--without-mingle",
+                             "--loglevel=WARNING"], env=env)
+
+
+def wait_job(s: Settings, job_id: str, timeout: float = 400) -> dict:
+    jobs = JobStore(ModelRegistry(s))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = jobs.status(job_id)
+        if st and st["state"] in ("swapped", "failed"):
+            return st
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish: {jobs.status(job_id)}")
+
+
+def alias_targets(s: Settings) -> tuple[list[str], str]:
+    os_alias = sorted(make_client(s.opensearch).indices.get_alias(name=s.indexer.index_prefix))
+    mv = milvus_client(s.milvus)
+    try:
+        return os_alias, mv.describe_alias(alias=s.indexer.collection_prefix)["collection_name"]
+    finally:
+        mv.close()
+
+
+def milvus_ids(s: Settings, version: str) -> list[str]:
+    mv = milvus_client(s.milvus, timeout=60)
+    try:
+        name = collection_name(s.indexer.collection_prefix, version)
+        mv.load_collection(name)
+        it = mv.query_iterator(name, batch_size=1000, filter="", output_fields=["id", "meta"])
+        out: list[str] = []
+        try:
+            while batch := it.next():
+                out += [r["id"] for r in batch if r["meta"].get("model_version") == version]
+        finally:
+            it.close()
+        return out
+    finally:
+        mv.close()
+
+
+def test_promotion_survives_a_killed_worker_keeps_live_writes_and_never_mixes_versions(
+        stack: object, settings: Settings, tmp_path: Path) -> None:
+    from vidsearch.plugins.retrieval.build import build_retriever
+    from vidsearch.plugins.retrieval.request import SearchRequest
+
+    name = f"t_reembed_{uuid.uuid4().hex[:8]}"
+    s = scoped(settings, name, tmp_path)
+    ids = load_catalogue(s, N)
+    registry = ModelRegistry(s)
+    target = f"mbvr-test-{uuid.uuid4().hex[:6]}"
+    registry.register(make_model(tmp_path / "model", target))
+    source = registry.current()
+    assert source == "default-v1"
+
+    # queries through the alias for the whole job: count errors, and which versions answered
+    hammer = s.model_copy(update={"retrieval": s.retrieval.model_copy(update={"lexical_store": "opensearch",
+                                                                                "dense_store": "opensearch", "fallback": False})})
+    retriever = build_retriever(hammer)
+    stop, errors, seen = threading.Event(), [], []
+
+    def hammering() -> None:
+        while not stop.is_set():
+            try:
+                res = retriever.search(SearchRequest(q="synthetic video", k=10, routes=("bm25",), moments=False))
+                versions = {h.model_version for h in res.hits}
+                seen.append(versions)
+                if res.degraded or len(res.hits) != 10:
+                    errors.append(f"degraded or short: {res.warnings} {len(res.hits)}")
+            except Exception as exc:  # every failure is a finding here
+                errors.append(repr(exc))
+
+    workers = [worker(s, f"{name}-a"), worker(s, f"{name}-b")]
+    thread = threading.Thread(target=hammering, daemon=True)
+    thread.start()
+    try:
+        job = start(s, target)
+        jobs = JobStore(registry)
+        deadline = time.monotonic() + 120
+        while jobs.done(job.id) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert jobs.done(job.id) > 0, "no progress"
+        workers[0].send_signal(signal.SIGKILL)  # kill -9 mid-job: its chunk is unacknowledged
+        workers[0].wait(10)
+        workers.append(worker(s, f"{name}-c"))
+
+        # live ingestion during the job: the registry routes it to both versions
+        versions, model = registry_routing(s)
+        assert versions() == [source, target]
+        rng = np.random.default_rng(99)
+        live = [synthetic(f"live{i:03d}", rng) for i in range(20)]
+        for f in live:
+            feature_store(s).put(f.video_id, 1, f)
+        (version, embedder), *others = model()
+        assert version == source and [v for v, _ in others] == [target]
+        write_items(make_sinks(s, versions=versions), [Item(f) for f in live], version, embedder, also=others)
+
+        st = wait_job(s, job.id)
+    finally:
+        stop.set()
+        thread.join(10)
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(30)
+
+    assert st["state"] == "swapped", st
+    assert st["done"] >= N and st["total"] == N
+    want = set(ids) | {f.video_id for f in live}
+    client = make_client(s.opensearch)
+    client.indices.refresh(index=index_name(s.indexer.index_prefix, target))
+    new_index = index_name(s.indexer.index_prefix, target)
+    assert client.count(index=new_index)["count"] == len(want)
+    got = {h["_id"]: h["_source"]["model_version"] for h in __import__("opensearchpy").helpers.scan(
+        client, index=new_index, query={"_source": ["model_version"]})}
+    assert set(got) == want and set(got.values()) == {target}, "missing videos or old vectors in the new version"
+    mids = milvus_ids(s, target)
+    assert len(mids) == len(set(mids)) == len(want) and set(mids) == want, "Milvus: missing or duplicated"
+    os_alias, mv_alias = alias_targets(s)
+    assert os_alias == [new_index] and mv_alias == collection_name(s.indexer.collection_prefix, target)
+    assert registry.current() == target and registry.previous() == source
+    assert not errors, errors[:5]
+    assert seen and all(len(v) == 1 for v in seen), "a response mixed versions"
+    assert {next(iter(v)) for v in seen} <= {source, target}
+
+    back = rollback(s)
+    assert back["current"] == source and registry.current() == source
+    os_alias, mv_alias = alias_targets(s)
+    assert os_alias == [index_name(s.indexer.index_prefix, source)]
+    assert mv_alias == collection_name(s.indexer.collection_prefix, source)
+    # the previous version stayed complete: live writes reached it too
+    assert client.count(index=index_name(s.indexer.index_prefix, source))["count"] == len(want)
+
+
+def test_a_failing_gate_leaves_the_aliases_and_says_why(stack: object, settings: Settings, tmp_path: Path) -> None:
+    name = f"t_gate_{uuid.uuid4().hex[:8]}"
+    s = scoped(settings, name, tmp_path, min_overlap=1.01, chunks=2)
+    load_catalogue(s, 60, seed=1)
+    registry = ModelRegistry(s)
+    target = f"mbvr-gate-{uuid.uuid4().hex[:6]}"
+    registry.register(make_model(tmp_path / "model", target))
+    before = alias_targets(s)
+    w = worker(s, f"{name}-w")
+    try:
+        st = wait_job(s, start(s, target).id, timeout=200)
+    finally:
+        w.terminate()
+        w.wait(30)
+    assert st["state"] == "failed" and "overlap" in st["reason"] and "min_overlap 1.01" in st["reason"]
+    assert alias_targets(s) == before
+    assert registry.current() == "default-v1" and target not in registry.extra_targets()
