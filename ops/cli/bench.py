@@ -58,3 +58,21 @@ def bench_query(
         print_json(report)
     else:
         console.print_json(data=report)
+
+
+@app.command("reembed")
+def bench_reembed(
+    ctx: typer.Context,
+    videos: Annotated[int, typer.Option(help="Real (rendered Tux Paint) videos for the head-only vs full comparison.")] = 24,
+    replicas: Annotated[int, typer.Option(help="Copies of their features in the catalogue the worker runs re-embed.")] = 40,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Head-only (stored features) vs full re-extraction videos/s, same videos, same run; then whole
+    re-embedding jobs with 1 and 2 Celery workers (needs the stack)."""
+    from vidsearch.ops.bench.reembed import run
+
+    report = run(state(ctx).settings, videos, replicas, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    if json:
+        print_json(report)
+    else:
+        console.print_json(data=report)

@@ -229,3 +229,34 @@ def test_a_failing_gate_leaves_the_aliases_and_says_why(stack: object, settings:
     assert st["state"] == "failed" and "overlap" in st["reason"] and "min_overlap 1.01" in st["reason"]
     assert alias_targets(s) == before
     assert registry.current() == "default-v1" and target not in registry.extra_targets()
+
+
+def test_consistency_check_and_retention_cleanup(stack: object, settings: Settings, tmp_path: Path) -> None:
+    from vidsearch.ops.celery_app import beat_schedule
+    from vidsearch.ops.reembed.consistency import check
+    from vidsearch.ops.reembed.job import cleanup
+    from vidsearch.plugins.opensearch.videos import ensure_index
+
+    name = f"t_maint_{uuid.uuid4().hex[:8]}"
+    s = scoped(settings, name, tmp_path)
+    ids = load_catalogue(s, 30, seed=2)
+    report = check(s)
+    assert report["consistent"] and report["videos"] == 30 and report["milvus"]["count"] == 30
+    client = make_client(s.opensearch)
+    client.delete(index=index_name(s.indexer.index_prefix, "default-v1"), id=ids[0], refresh=True)
+    report = check(s)
+    assert not report["consistent"] and report["opensearch"]["missing"] == [ids[0]] and report["milvus"]["missing"] == []
+
+    registry = ModelRegistry(s)
+    old = index_name(s.indexer.index_prefix, "old-v0")
+    ensure_index(client, old, None)
+    registry.add_extra("old-v0")
+    registry.retain("old-v0", time.time() + 3600)
+    assert cleanup(s) == [] and client.indices.exists(index=old)  # still inside its rollback window
+    assert cleanup(s, now=time.time() + 7200) == ["old-v0"]
+    assert not client.indices.exists(index=old) and "old-v0" not in registry.extra_targets()
+    assert cleanup(s, now=time.time() + 7200) == []  # the current version is never dropped
+
+    sched = beat_schedule(s.reembed.model_copy(update={"ncl_interval_s": 60.0}))
+    assert sched["ncl-recompute"]["schedule"] == 60.0
+    assert sched["consistency-check"]["task"] == "vidsearch.maintenance.consistency_check"
