@@ -36,19 +36,14 @@ def build_catalogue(settings: Settings, out: Path, n_stamps: int, progress: Call
     return events
 
 
-def search(settings: Settings, text_encoder, query: str, k: int = 3) -> list[dict[str, Any]]:
-    from pymilvus import AnnSearchRequest, RRFRanker
+def search(settings: Settings, text_encoder, query: str, k: int = 3) -> list[dict[str, Any]]:  # noqa: ANN001
+    """The hybrid retriever's Milvus-only path (BM25 function + vectors, dynamic-margin fusion)."""
+    from vidsearch.plugins.retrieval.build import build_retriever
+    from vidsearch.plugins.retrieval.request import SearchRequest
 
-    from vidsearch.plugins.milvus.client import make_client
-
-    client = make_client(settings.milvus)
-    vec = text_encoder.encode([query], kind="query")[0].tolist()
-    reqs = [
-        AnnSearchRequest(data=[vec], anns_field="vec_fused", param={"metric_type": "IP"}, limit=20),
-        AnnSearchRequest(data=[query], anns_field="sparse", param={"metric_type": "BM25"}, limit=20),
-    ]
-    hits = client.hybrid_search(settings.indexer.collection_prefix, reqs, RRFRanker(60), limit=k, output_fields=["title"])[0]
-    return [{"video_id": h["id"], "title": h["entity"]["title"], "score": round(float(h["distance"]), 4)} for h in hits]
+    res = build_retriever(settings, text=text_encoder).search(SearchRequest(q=query, k=k))
+    return [{"video_id": h.video_id, "title": h.title, "score": round(h.score, 4),
+             "moment": [h.moment.start, h.moment.end] if h.moment else None} for h in res.hits]
 
 
 def run(settings: Settings, workdir: Path, n_stamps: int, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
