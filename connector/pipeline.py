@@ -23,6 +23,7 @@ from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.sinks.base import Sink
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.embedder import DefaultEmbedder, VideoEmbedder
+from vidsearch.plugins.retrieval.ncl_source import NclSource
 from vidsearch.ops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Pipeline:
     ) -> None:
         self.settings, self.encoder, self.sinks, self.features = settings, encoder, sinks, features
         self.metrics = metrics or Metrics()
+        self.ncl = NclSource(settings)
         default = [(settings.indexer.model_version, DefaultEmbedder())]
         self.model: ModelSource = model or (lambda: default)
 
@@ -87,6 +89,9 @@ class Pipeline:
             if self.features is not None:
                 self.features.put(event.video_id, int(event.version), feats)
             doc = build_doc(event, feats, current, per_version[current][n])
+            ncl = self.ncl()
+            if ncl is not None:
+                doc.ncl_bias = ncl.bias(doc.vectors["fused"])
             if len(models) > 1:
                 doc.by_version = {v: vecs[n] for v, vecs in per_version.items()}
             ops.append((i, doc))

@@ -4,7 +4,8 @@ bank (query log, or the model's training queries) x every video's fused vector -
 beta_j -> each store's `vec_ncl` = [fused; tau*beta_j]. Rewrites keep each document's own
 external version (OpenSearch `external_gte`; Milvus re-checks the stored version just before the
 upsert), so a recompute can never make a newer event look stale, nor resurrect an older state.
-New videos carry beta = 0 until the next recompute.
+A new video gets its beta from one half-step with the last run's u (`NclState.bias`, applied by
+the indexing pipeline) until the next recompute balances everything again.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from vidsearch.encoders.balanced.ncl import sinkhorn_biases
+from vidsearch.encoders.balanced.ncl import half_step_beta, sinkhorn_biases
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +32,40 @@ class NclReport:
     updated: dict[str, int]
     beta_min: float
     beta_max: float
+    state: NclState | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return {k: v for k, v in self.__dict__.items() if k != "state"}
+
+
+@dataclass
+class NclState:
+    """What a new video needs for its bias before the next recompute: the bank, the query
+    scalings u from the last Sinkhorn run, tau, and how many videos that run balanced."""
+
+    bank: np.ndarray
+    log_u: np.ndarray
+    tau: float
+    n_videos: int
+
+    def bias(self, fused: np.ndarray) -> float:
+        """tau * beta from one half-step with the current u (0 for an empty vector)."""
+        if not np.any(fused):
+            return 0.0
+        scores = torch.from_numpy((self.bank @ fused.astype(np.float32))[:, None])
+        beta = half_step_beta(torch.from_numpy(self.log_u), scores, self.tau, self.n_videos)
+        return float(self.tau * beta[0])
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part.npz")
+        np.savez(tmp, bank=self.bank, log_u=self.log_u, tau=self.tau, n_videos=self.n_videos)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> NclState:
+        with np.load(path) as z:
+            return cls(z["bank"], z["log_u"], float(z["tau"]), int(z["n_videos"]))
 
 
 def opensearch_vectors(client: Any, index: str) -> dict[str, tuple[np.ndarray, dict]]:
@@ -90,11 +123,14 @@ def write_milvus(client: Any, collection: str, rows: dict[str, dict], bias: dict
     return n
 
 
-def compute_bias(vectors: dict[str, np.ndarray], bank: np.ndarray, tau: float) -> dict[str, float]:
+def compute_bias(vectors: dict[str, np.ndarray], bank: np.ndarray, tau: float) -> tuple[dict[str, float], NclState]:
     ids = list(vectors)
     mat = np.stack([vectors[i] for i in ids]).astype(np.float32)
-    beta = sinkhorn_biases(torch.from_numpy(bank.astype(np.float32) @ mat.T), tau, iters=500, tol=1e-5).beta.numpy()
-    return {vid: float(tau * b) for vid, b in zip(ids, beta, strict=True)}
+    bank = bank.astype(np.float32)
+    res = sinkhorn_biases(torch.from_numpy(bank @ mat.T), tau, iters=500, tol=1e-5)
+    beta = res.beta.numpy()
+    state = NclState(bank, res.log_u.numpy().astype(np.float32), tau, len(ids))
+    return {vid: float(tau * b) for vid, b in zip(ids, beta, strict=True)}, state
 
 
 def recompute(bank: np.ndarray, tau: float, opensearch: tuple[Any, str] | None = None,
@@ -109,7 +145,7 @@ def recompute(bank: np.ndarray, tau: float, opensearch: tuple[Any, str] | None =
     vectors = {k: v for k, v in vectors.items() if np.any(v)}
     if not vectors:
         return NclReport(0, len(bank), tau, {}, 0.0, 0.0)
-    bias = compute_bias(vectors, bank, tau)
+    bias, state = compute_bias(vectors, bank, tau)
     updated = {}
     if opensearch and os_rows is not None:
         updated["opensearch"] = write_opensearch(*opensearch, {k: v for k, v in os_rows.items() if k in bias}, bias)
@@ -117,4 +153,4 @@ def recompute(bank: np.ndarray, tau: float, opensearch: tuple[Any, str] | None =
         mv_bias = {k: bias.get(k, 0.0) for k in mv_rows}
         updated["milvus"] = write_milvus(*milvus, mv_rows, mv_bias)
     values = np.fromiter(bias.values(), np.float64)
-    return NclReport(len(vectors), len(bank), tau, updated, float(values.min() / tau), float(values.max() / tau))
+    return NclReport(len(vectors), len(bank), tau, updated, float(values.min() / tau), float(values.max() / tau), state)

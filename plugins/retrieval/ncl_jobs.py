@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,11 @@ def query_bank(settings: Settings) -> tuple[np.ndarray, str]:
     raise ValueError(f"no query bank: the query log has {len(logged)} queries and no model bank is configured")
 
 
+def state_path(settings: Settings) -> Path:
+    """Where the last recompute's NCL state lives (per catalogue alias)."""
+    return settings.stack.state_dir / "ncl" / f"{settings.indexer.index_prefix}.npz"
+
+
 def recompute_from_settings(settings: Settings) -> dict[str, Any]:
     from vidsearch.plugins.milvus.client import make_client as milvus_client
     from vidsearch.plugins.opensearch.client import make_client
@@ -38,4 +44,6 @@ def recompute_from_settings(settings: Settings) -> dict[str, Any]:
     finally:
         if mv_client is not None:
             mv_client.close()
+    if report.state is not None:
+        report.state.save(state_path(settings))
     return {**report.as_dict(), "bank_source": source}

@@ -110,3 +110,29 @@ def test_query_log_appends_and_skips_malformed_vectors(tmp_path: Path) -> None:
     log.append(np.zeros(3))
     tail = log.tail(3)
     assert tail.shape == (3, 4) and tail[:, 0].tolist() == [2.0, 3.0, 4.0]
+
+
+def test_ncl_state_gives_a_new_video_its_half_step_bias(tmp_path: Path) -> None:
+    from vidsearch.plugins.retrieval.ncl_index import NclState, compute_bias
+    from vidsearch.plugins.retrieval.ncl_source import NclSource
+
+    rng = np.random.default_rng(0)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    videos = unit(rng.standard_normal((12, 16))).astype(np.float32)
+    bank = unit(rng.standard_normal((40, 16))).astype(np.float32)
+    bias, state = compute_bias({f"v{i}": v for i, v in enumerate(videos)}, bank, 0.1)
+    # for a video the run already balanced, the half-step reproduces its bias
+    assert state.bias(videos[3]) == pytest.approx(bias["v3"], abs=1e-4)
+    hub = unit(bank.mean(0, keepdims=True))[0]  # close to every bank query: must get a low bias
+    assert state.bias(hub) < min(bias.values()) and state.bias(np.zeros(16, np.float32)) == 0.0
+    path = tmp_path / "ncl" / "x.npz"
+    state.save(path)
+    assert NclState.load(path).bias(videos[3]) == pytest.approx(state.bias(videos[3]))
+    source = NclSource.__new__(NclSource)
+    source.path, source._mtime, source._state = path, None, None
+    assert source() is not None and source().n_videos == 12
+    path.write_bytes(b"not an npz")
+    import os
+
+    os.utime(path, ns=(1, 1))
+    assert source() is None  # a torn file means no bias, never a crash
