@@ -85,11 +85,11 @@ class Pipeline:
         all_feats = [f for _, _, f in upserts]
         per_version = {v: (e.vectors(all_feats) if upserts else []) for v, e in models}
         current = models[0][0]
+        ncl = self.ncl()
         for n, (i, event, feats) in enumerate(upserts):
             if self.features is not None:
                 self.features.put(event.video_id, int(event.version), feats)
             doc = build_doc(event, feats, current, per_version[current][n])
-            ncl = self.ncl()
             if ncl is not None:
                 doc.ncl_bias = ncl.bias(doc.vectors["fused"])
             if len(models) > 1:

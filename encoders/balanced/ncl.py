@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -67,7 +68,7 @@ def augment_queries(vectors: torch.Tensor) -> torch.Tensor:
     return torch.cat([vectors, torch.ones(vectors.shape[0], 1, dtype=vectors.dtype)], dim=1)
 
 
-def ncl_scores(queries: "np.ndarray", videos: "np.ndarray", bank: "np.ndarray", tau: float) -> "np.ndarray":
+def ncl_scores(queries: np.ndarray, videos: np.ndarray, bank: np.ndarray, tau: float) -> np.ndarray:
     """Cosine scores shifted by tau*beta, beta from the bank against these videos: the ranking of
     s/tau + beta, kept on the cosine scale so it can be fused with other routes."""
     import numpy as np

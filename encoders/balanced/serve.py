@@ -8,7 +8,7 @@ training queries: the bank NCL biases are computed against until a query log rep
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ class BalancedModel:
     video: Any
     query: Any
     ncl_bank: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def version(self) -> str:

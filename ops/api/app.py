@@ -123,7 +123,7 @@ def create_app(retriever: Retriever, settings: Settings) -> FastAPI:
     @app.get("/health")
     def health() -> dict[str, Any]:
         stores = {}
-        for role, store in {**{f"{r}": s for r, s in retriever.stores.items()}}.items():
+        for role, store in retriever.stores.items():
             try:
                 store.bm25("health", Filters(), 1) if role == "lexical" else store.fetch(["__health__"])
                 stores[role] = {"store": store.name, "ok": True}

@@ -20,7 +20,7 @@ import numpy as np
 from vidsearch.ops.bench.stats import percentiles
 from vidsearch.ops.settings import Settings
 
-NOISE = 0.35
+NOISE = 0.035  # per-dimension std of the noise around a caption's embedding
 
 
 class _Lookup:
@@ -41,8 +41,7 @@ class _Lookup:
 
 def _corpus(n: int, captions: list[str], cap_vecs: np.ndarray, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
     pick = rng.integers(0, len(captions), n)
-    noise = rng.standard_normal((n, cap_vecs.shape[1])).astype(np.float32) * (NOISE / np.sqrt(cap_vecs.shape[1]))
-    vecs = cap_vecs[pick] + noise * np.sqrt(cap_vecs.shape[1]) * 0.1
+    vecs = cap_vecs[pick] + rng.standard_normal((n, cap_vecs.shape[1])).astype(np.float32) * NOISE
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     extra = rng.integers(0, len(captions), n)
     texts = [f"{captions[a]} {captions[b].split(' ')[-1]}" for a, b in zip(pick, extra, strict=True)]

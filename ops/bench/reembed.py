@@ -43,7 +43,7 @@ def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Call
     from vidsearch.ops.registry.registry import ModelRegistry
     from vidsearch.ops.reembed.job import start
     from vidsearch.ops.reembed.state import JobStore
-    from vidsearch.ops.reembed.work import base_features, reembed_docs, target_sinks
+    from vidsearch.ops.reembed.work import reembed_docs, target_sinks
     from vidsearch.plugins.opensearch.client import make_client
 
     name = f"bench_reembed_{uuid.uuid4().hex[:6]}"
@@ -97,7 +97,7 @@ def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Call
         best = float("inf")
         for _ in range(5):
             t0 = time.perf_counter()
-            n_head, x = reembed_docs(s, head, sources, sinks_head)
+            n_head, _ = reembed_docs(s, head, sources, sinks_head)
             best = min(best, time.perf_counter() - t0)
         head_vps = n_head / best
 

@@ -27,3 +27,15 @@ def state(ctx: typer.Context) -> CliState:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def fail(exc: Exception, code: int = 2) -> typer.Exit:
+    """Print a deliberate error as `Type: message` on stderr; raise the returned Exit."""
+    console.print(f"[red]{type(exc).__name__}:[/red] {exc}")
+    return typer.Exit(code)
+
+
+def progress(description: str):  # noqa: ANN201 - an (items, total) -> iterable adapter for rich.track
+    from rich.progress import track
+
+    return lambda items, total: track(items, total=total, description=description, console=console)

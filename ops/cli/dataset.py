@@ -6,16 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import track
-
-from vidsearch.ops.cli.context import console, print_json, state
+from vidsearch.ops.cli.context import console, fail, print_json, progress, state
 from vidsearch.ops.errors import VidsearchError
 
 app = typer.Typer(help="Build evaluation datasets (videos.jsonl + queries.jsonl + media).", no_args_is_help=True)
-
-
-def _progress(description: str):  # noqa: ANN202 - a small adapter for rich.track
-    return lambda items, total: track(items, total=total, description=description, console=console)
 
 
 @app.command("tuxpaint")
@@ -32,11 +26,10 @@ def tuxpaint(
     from vidsearch.ops.datasets.tuxpaint import build
 
     try:
-        counts = build(out, limit, progress=_progress("rendering"))
+        counts = build(out, limit, progress=progress("rendering"))
         if features:
             ds = load_dataset(out)
-            counts["features"] = len(dataset_features(ds, state(ctx).settings, progress=_progress("features")))
+            counts["features"] = len(dataset_features(ds, state(ctx).settings, progress=progress("features")))
     except VidsearchError as exc:
-        console.print(f"[red]{type(exc).__name__}:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     print_json({"out": str(out), **counts}) if json else console.print(counts)

@@ -9,14 +9,8 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from vidsearch.ops.cli.context import console, print_json, state
-from vidsearch.ops.cli.dataset import _progress
+from vidsearch.ops.cli.context import console, fail, print_json, progress, state
 from vidsearch.ops.errors import VidsearchError
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]{type(exc).__name__}:[/red] {exc}")
-    return typer.Exit(2)
 
 
 def train(
@@ -37,7 +31,7 @@ def train(
     try:
         ds = load_dataset(data)
         feats = dataset_features(ds, settings, [v for v in ds.videos if v.split in ("train", "val")],
-                                 progress=_progress("features"))
+                                 progress=progress("features"))
         variants = ("balanced", "fusion_plain") if ablation else ("balanced",)
         with Progress(console=console, transient=True) as bar:
             tasks = {v: bar.add_task(f"training {v}", total=epochs) for v in variants}
@@ -48,7 +42,7 @@ def train(
 
             cards = train_model(ds, feats, settings, out, seed, variants, on_epoch, {"epochs": epochs})
     except (VidsearchError, ValueError) as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     summary = {v: {"version": c["version"], "best_epoch": c["best_epoch"], "val": c["metrics"]["val"]["all"],
                    "ncl_tau": c["ncl"]["tau"]} for v, c in cards.items()}
     print_json({"out": str(out), "models": summary}) if json else console.print(summary)
@@ -71,10 +65,10 @@ def evaluate(
     settings = state(ctx).settings
     try:
         ds = load_dataset(data)
-        feats = dataset_features(ds, settings, [v for v in ds.videos if v.split == split], progress=_progress("features"))
+        feats = dataset_features(ds, settings, [v for v in ds.videos if v.split == split], progress=progress("features"))
         report = run_eval(ds, feats, settings, model, split, retrieval)
     except (VidsearchError, ValueError, FileNotFoundError) as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if json:
         print_json(report)
         return
@@ -110,7 +104,7 @@ def ablation(
     settings = state(ctx).settings
     try:
         ds = load_dataset(data)
-        feats = dataset_features(ds, settings, progress=_progress("features"))
+        feats = dataset_features(ds, settings, progress=progress("features"))
         reports = []
         for seed in range(seeds):
             model_dir = out / f"seed-{seed}"
@@ -120,7 +114,7 @@ def ablation(
             reports.append(report)
             console.print(f"seed {seed}: balanced test R@sum {report['metrics']['balanced']['all']['rsum']:.1f}")
     except (VidsearchError, ValueError) as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     table = aggregate(reports)
     (out / "ablation.json").write_text(jsonlib.dumps(table, indent=2))
     if json:

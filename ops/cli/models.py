@@ -10,16 +10,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from vidsearch.ops.cli.context import console, print_json, state
+from vidsearch.ops.cli.context import console, fail, print_json, state
 from vidsearch.ops.errors import VidsearchError
 
 models_app = typer.Typer(help="The model registry (Redis): versions, promotion, rollback.", no_args_is_help=True)
 reembed_app = typer.Typer(help="Re-embed the catalogue into a new model version (Celery workers).", no_args_is_help=True)
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    console.print(f"[red]{type(exc).__name__}:[/red] {exc}")
-    return typer.Exit(2)
 
 
 @models_app.command("list")
@@ -47,7 +42,7 @@ def register(ctx: typer.Context, model_dir: Annotated[Path, typer.Argument(help=
     try:
         entry = ModelRegistry(state(ctx).settings).register(model_dir)
     except VidsearchError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     print_json(asdict(entry)) if json else console.print(f"registered {entry.id}")
 
 
@@ -58,7 +53,7 @@ def _start(ctx: typer.Context, version: str, wait: bool, json: bool) -> None:
     try:
         job = start(settings, version)
     except VidsearchError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if wait:
         _follow(ctx, job.id, json)
     else:
@@ -102,7 +97,7 @@ def rollback(ctx: typer.Context, json: Annotated[bool, typer.Option("--json")] =
     try:
         out = do_rollback(state(ctx).settings)
     except VidsearchError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     print_json(out) if json else console.print(f"current is {out['current']} again (was {out['previous']})")
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
-from vidsearch.ops.cli.context import console, print_json, state
+from vidsearch.ops.cli.context import console, fail, print_json, state
 from vidsearch.ops.errors import VidsearchError
 
 plugins_app = typer.Typer(help="Install vidsearch's templates, pipelines, collections and aliases.", no_args_is_help=True)
@@ -39,13 +38,12 @@ def search(
                             filters={"language": language, "tags": tags.split(",") if tags else None,  # type: ignore[arg-type]
                                      "duration_min": duration_min, "duration_max": duration_max})
     except ValidationError as exc:
-        console.print(f"[red]invalid search:[/red] " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        console.print("[red]invalid search:[/red] " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
         raise typer.Exit(2) from exc
     try:
         res = build_retriever(state(ctx).settings).search(req)
     except VidsearchError as exc:
-        console.print(f"[red]{type(exc).__name__}:[/red] {exc}")
-        raise typer.Exit(3) from exc
+        raise fail(exc, 3) from exc
     if json:
         print_json(res.model_dump(mode="json"))
         return
@@ -91,8 +89,7 @@ def install(
     try:
         report = install_all(settings)
     except VidsearchError as exc:
-        console.print(f"[red]{type(exc).__name__}:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     print_json(report) if json else console.print(report)
 
 
@@ -110,6 +107,5 @@ def ncl_recompute(
     try:
         report = recompute_from_settings(state(ctx).settings)
     except (VidsearchError, ValueError) as exc:
-        console.print(f"[red]{type(exc).__name__}:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     print_json(report) if json else console.print(report)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+
 from vidsearch.ops.registry.registry import ModelRegistry
 from vidsearch.ops.reembed.work import id_versions
 from vidsearch.ops.settings import Settings
+from vidsearch.plugins.milvus.client import iter_rows
 from vidsearch.plugins.milvus.client import make_client as milvus_client
 from vidsearch.plugins.milvus.videos import collection_name
 
@@ -18,14 +21,7 @@ def milvus_versions(settings: Settings, version: str) -> dict[str, int]:
     try:
         name = collection_name(settings.indexer.collection_prefix, version)
         client.load_collection(name)
-        it = client.query_iterator(name, batch_size=1000, filter="", output_fields=["id", "version"])
-        out: dict[str, int] = {}
-        try:
-            while batch := it.next():
-                out.update({r["id"]: int(r["version"]) for r in batch})
-        finally:
-            it.close()
-        return out
+        return {r["id"]: int(r["version"]) for r in iter_rows(client, name, ["id", "version"])}
     finally:
         client.close()
 
@@ -39,7 +35,7 @@ def truth(settings: Settings) -> dict[str, int]:
     for version_file in root.glob("*/*.version"):
         npz = version_file.with_suffix(".npz")
         if npz.exists():
-            with __import__("numpy").load(npz, allow_pickle=False) as z:
+            with np.load(npz, allow_pickle=False) as z:  # only the small __meta__ member is read
                 vid = json.loads(z["__meta__"].tobytes())["video_id"]
             out[vid] = int(version_file.read_text())
     return out

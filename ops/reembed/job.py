@@ -35,7 +35,7 @@ def scoped_settings(scope_: dict[str, Any]) -> Settings:
                                    "reembed": ReembedSettings.model_validate(scope_["reembed"])})
 
 
-def start(settings: Settings, target: str, wait: bool = False) -> Job:
+def start(settings: Settings, target: str) -> Job:
     from celery import chord
 
     from vidsearch.ops.tasks.reembed import chunk, finish
@@ -59,11 +59,8 @@ def start(settings: Settings, target: str, wait: bool = False) -> Job:
     sc = scope(settings)
     queue = settings.reembed.queue
     header = [chunk.s(sc, job.id, i, job.chunks).set(queue=queue) for i in range(job.chunks)]
-    result = chord(header)(finish.s(sc, job.id).set(queue=queue))
+    chord(header)(finish.s(sc, job.id).set(queue=queue))
     log.info("reembed job %s started: %s -> %s, %d videos in %d chunks", job.id, source, target, total, job.chunks)
-    if wait:
-        result.get(timeout=None, propagate=True)
-        return JobStore(registry).get(job.id) or job
     return job
 
 

@@ -4,8 +4,6 @@ starting (or an alias swap) reaches running indexers within a batch or two witho
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-
 from vidsearch.ops.registry.registry import ModelRegistry
 
 
@@ -25,5 +23,3 @@ class CachedVersions:
             self._at = now
         return self._value
 
-
-VersionSource = Callable[[], list[str]]

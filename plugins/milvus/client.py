@@ -3,6 +3,8 @@ server mode) and Milvus standalone/distributed, by URI alone."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pymilvus import MilvusClient
 
 from vidsearch.ops.settings import MilvusSettings
@@ -26,3 +28,13 @@ def make_client(settings: MilvusSettings, timeout: float | None = 10.0, dedicate
     if not is_embedded(settings.uri):
         kwargs["db_name"] = settings.db_name
     return MilvusClient(**kwargs)
+
+
+def iter_rows(client: MilvusClient, collection: str, fields: list[str], batch_size: int = 1000) -> Iterator[dict]:
+    """Every row of a collection (query_iterator: no offset/limit ceiling), closing the iterator."""
+    it = client.query_iterator(collection, batch_size=batch_size, filter="", output_fields=fields)
+    try:
+        while batch := it.next():
+            yield from batch
+    finally:
+        it.close()

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from vidsearch.encoders.balanced.ncl import half_step_beta, sinkhorn_biases
+from vidsearch.plugins.milvus.client import iter_rows
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +93,7 @@ def write_opensearch(client: Any, index: str, rows: dict[str, tuple[np.ndarray, 
 
 
 def milvus_vectors(client: Any, collection: str) -> dict[str, dict]:
-    out = {}
-    it = client.query_iterator(collection, batch_size=1000, filter="", output_fields=["*"])
-    try:
-        while batch := it.next():
-            for row in batch:
-                out[row["id"]] = row
-    finally:
-        it.close()
-    return out
+    return {row["id"]: row for row in iter_rows(client, collection, ["*"])}
 
 
 def write_milvus(client: Any, collection: str, rows: dict[str, dict], bias: dict[str, float], batch: int = 500) -> int:

@@ -153,7 +153,7 @@ class Retriever:
             for vid, src in getattr(res, "docs", {}).items():
                 docs.setdefault(vid, {}).update({k: v for k, v in src.items() if v is not None})
         if req.moments:  # keyframes, segments and media live only in the full document
-            for vid, src in self._fetch(page_ids, served_by, warnings).items():
+            for vid, src in (self.fetch(page_ids, warnings) if page_ids else {}).items():
                 docs.setdefault(vid, {}).update(src)
         ranks = {r: {d: i + 1 for i, d in enumerate(sorted(s, key=lambda d: -s[d]))} for r, s in routes.items()}
         hits = []
@@ -194,10 +194,7 @@ class Retriever:
             log.info("batched search failed, per route from here: %s", exc)
             return None
 
-    def _fetch(self, ids: list[str], served_by: dict[str, str], warnings: list[str]) -> dict[str, dict[str, Any]]:
-        return self.fetch(ids, warnings) if ids else {}
-
     def fetch(self, ids: list[str], warnings: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """Stored documents by id, from the dense store (or its fallback); {} when both are down."""
-        res, store = self._run("dense", "fetch", lambda s: s.fetch(ids), warnings if warnings is not None else [])
+        res, _ = self._run("dense", "fetch", lambda s: s.fetch(ids), warnings if warnings is not None else [])
         return res

@@ -24,6 +24,7 @@ from vidsearch.ops.registry.registry import ModelRegistry
 from vidsearch.ops.reembed.job import rollback, start
 from vidsearch.ops.reembed.state import JobStore
 from vidsearch.ops.settings import Settings
+from vidsearch.plugins.milvus.client import iter_rows
 from vidsearch.plugins.milvus.client import make_client as milvus_client
 from vidsearch.plugins.milvus.videos import collection_name
 from vidsearch.plugins.opensearch.client import make_client
@@ -107,14 +108,7 @@ def milvus_ids(s: Settings, version: str) -> list[str]:
     try:
         name = collection_name(s.indexer.collection_prefix, version)
         mv.load_collection(name)
-        it = mv.query_iterator(name, batch_size=1000, filter="", output_fields=["id", "meta"])
-        out: list[str] = []
-        try:
-            while batch := it.next():
-                out += [r["id"] for r in batch if r["meta"].get("model_version") == version]
-        finally:
-            it.close()
-        return out
+        return [r["id"] for r in iter_rows(mv, name, ["id", "meta"]) if r["meta"].get("model_version") == version]
     finally:
         mv.close()
 
