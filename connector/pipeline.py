@@ -1,9 +1,18 @@
 """The shared indexing pipeline: messages -> validated events -> features -> documents -> every
 sink. Sources (Kafka, files) and stores (Milvus, OpenSearch) are adapters around it.
 
-Invariants: a message either reaches every sink or becomes a dead letter with its reason; a
-StoreUnavailableError leaves the batch unacknowledged (the caller rewinds and retries it); a
-document one store refuses for good is removed from the stores that took it, then dead-lettered.
+Invariants:
+- Every exception met while one event is handled is attributed to that event and handled by
+  the rule of its class (`vidsearch.ops.errors.classify`): a data error, or any exception of a
+  class not known to be infrastructure or deployment, dead-letters the event under its real
+  class name; an `InfrastructureError` leaves the whole batch unacknowledged (the runner rewinds
+  and pauses); a `DeploymentError` propagates (the process must stop: nothing is committed).
+- A batch-level step (metadata text encoding, embedding, a sink write) that fails for a reason
+  that is not infrastructure is retried one event at a time, so one event cannot take its
+  neighbours down.
+- A document that one store refuses for good is dead-lettered; what other stores already hold is
+  left alone (deleting it would also delete the previous good version). The divergence is
+  logged and counted, and the dead letter can be replayed once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -12,10 +21,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from vidsearch.connector.documents import Operation, Tombstone, build_doc, latest_per_video
 from vidsearch.connector.encoding import EventEncoder
-from vidsearch.connector.errors import InvalidEventError
+from vidsearch.connector.errors import FeatureStoreUnavailableError, InvalidEventError
 from vidsearch.connector.events import VideoDelete, VideoUpsert, parse_event
 from vidsearch.connector.feature_store import FileFeatureStore
 from vidsearch.connector.messages import DeadLetter, Message
@@ -23,11 +33,14 @@ from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.sinks.base import Sink
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.embedder import DefaultEmbedder, VideoEmbedder
-from vidsearch.plugins.retrieval.ncl_source import NclSource
+from vidsearch.ops.errors import Handling, classify
 from vidsearch.ops.settings import Settings
+from vidsearch.plugins.retrieval.ncl_source import NclSource
 
 log = logging.getLogger(__name__)
 ModelSource = Callable[[], list[tuple[str, VideoEmbedder]]]  # (version, embedder) per write target, current first
+T = TypeVar("T")
+Upsert = tuple[int, VideoUpsert, VideoFeatures]  # (index in the batch, event, base features)
 
 
 @dataclass
@@ -38,6 +51,19 @@ class BatchResult:
     dead: list[DeadLetter] = field(default_factory=list)
     encode_s: float = 0.0
     sink_s: float = 0.0
+
+
+def dead_letter_for(msg: Message, exc: BaseException, default_stage: str) -> DeadLetter:
+    """The dead letter of `msg` for `exc`, or re-raise `exc` when its class is not the event's
+    fault (infrastructure: pause and retry; deployment: stop)."""
+    if classify(exc) is not Handling.DEAD_LETTER:
+        raise exc
+    stage = getattr(exc, "stage", None) or default_stage
+    reason = str(exc) or type(exc).__name__
+    if not isinstance(exc, InvalidEventError):  # not raised on purpose: keep the trace for whoever debugs it
+        log.warning("event failed with an unexpected error, dead-lettered topic=%s partition=%s offset=%s stage=%s error_class=%s",
+                    msg.topic, msg.partition, msg.offset, stage, type(exc).__name__, exc_info=exc)
+    return DeadLetter(msg, type(exc).__name__, reason, stage)
 
 
 class Pipeline:
@@ -61,16 +87,71 @@ class Pipeline:
             sink.ensure()
 
     def _parse(self, msg: Message) -> VideoUpsert | VideoDelete:
-        event = parse_event(msg.value, self.settings.indexer.max_event_bytes)
+        event = parse_event(msg.value, self.settings.indexer.max_event_bytes, self.settings.indexer.limits)
         if msg.key is not None and msg.key.decode("utf-8", "replace") != event.video_id:
             raise InvalidEventError(f"message key {msg.key[:80]!r} does not match video_id {event.video_id!r}", stage="validate")
         return event
 
+    def _per_event(self, items: list[Upsert], messages: list[Message], dead: list[DeadLetter], stage: str,
+                   step: Callable[[list[Upsert]], list[T]]) -> list[T]:
+        """Run a batch-level step; if it fails for a reason that is not infrastructure, run it
+        for each event alone and dead-letter the ones that still fail."""
+        if not items:
+            return []
+        try:
+            return step(items)
+        except Exception as exc:
+            if classify(exc) is not Handling.DEAD_LETTER:
+                raise
+            if len(items) == 1:
+                dead.append(dead_letter_for(messages[items[0][0]], exc, stage))
+                return []
+            log.warning("batch step failed, retrying per event stage=%s events=%s error_class=%s", stage, len(items), type(exc).__name__)
+        out: list[T] = []
+        for item in items:
+            try:
+                out.extend(step([item]))
+            except Exception as exc:
+                dead.append(dead_letter_for(messages[item[0]], exc, stage))
+        return out
+
+    def _metadata(self, items: list[Upsert]) -> list[Upsert]:
+        self.encoder.apply_metadata([(e, f) for _, e, f in items])
+        return items
+
+    def _documents(self, items: list[Upsert]) -> list[tuple[int, Operation]]:
+        models = self.model()  # current version first, then every other write target
+        feats = [f for _, _, f in items]
+        per_version = {v: e.vectors(feats) for v, e in models}
+        current = models[0][0]
+        ncl = self.ncl()
+        ops: list[tuple[int, Operation]] = []
+        for n, (i, event, f) in enumerate(items):
+            doc = build_doc(event, f, current, per_version[current][n])
+            if ncl is not None:
+                doc.ncl_bias = ncl.bias(doc.vectors["fused"])
+            if len(models) > 1:
+                doc.by_version = {v: vecs[n] for v, vecs in per_version.items()}
+            ops.append((i, doc))
+        return ops
+
+    def _keep_features(self, items: list[tuple[int, Operation]], events: dict[int, Upsert]) -> None:
+        """Base features for re-embedding; a disk that refuses them is infrastructure (pause)."""
+        if self.features is None:
+            return
+        for i, _ in items:
+            _, event, feats = events[i]
+            try:
+                self.features.put(event.video_id, int(event.version), feats)
+            except OSError as exc:
+                raise FeatureStoreUnavailableError(f"cannot write features of {event.video_id}: {exc}") from exc
+
     def encode(self, messages: list[Message]) -> tuple[list[tuple[int, Operation]], list[DeadLetter]]:
-        """Validate and encode; every failure here is permanent for that message."""
+        """Validate and encode. Returns the operations to write and the dead letters; raises only
+        infrastructure and deployment errors."""
         ops: list[tuple[int, Operation]] = []
         dead: list[DeadLetter] = []
-        upserts: list[tuple[int, VideoUpsert, VideoFeatures]] = []
+        upserts: list[Upsert] = []
         for i, msg in enumerate(messages):
             try:
                 event = self._parse(msg)
@@ -78,44 +159,55 @@ class Pipeline:
                     ops.append((i, Tombstone(event.video_id, int(event.version))))
                 else:
                     upserts.append((i, event, self.encoder.base_features(event)))
-            except InvalidEventError as exc:
-                dead.append(DeadLetter(msg, type(exc).__name__, str(exc), exc.stage))
-        self.encoder.apply_metadata([(e, f) for _, e, f in upserts])
-        models = self.model()  # current version first, then every other write target
-        all_feats = [f for _, _, f in upserts]
-        per_version = {v: (e.vectors(all_feats) if upserts else []) for v, e in models}
-        current = models[0][0]
-        ncl = self.ncl()
-        for n, (i, event, feats) in enumerate(upserts):
-            if self.features is not None:
-                self.features.put(event.video_id, int(event.version), feats)
-            doc = build_doc(event, feats, current, per_version[current][n])
-            if ncl is not None:
-                doc.ncl_bias = ncl.bias(doc.vectors["fused"])
-            if len(models) > 1:
-                doc.by_version = {v: vecs[n] for v, vecs in per_version.items()}
-            ops.append((i, doc))
-        return latest_per_video(ops), dead
+            except Exception as exc:
+                dead.append(dead_letter_for(msg, exc, "encode"))
+        upserts = self._per_event(upserts, messages, dead, "text_metadata", self._metadata)
+        docs = self._per_event(upserts, messages, dead, "embed", self._documents)
+        self._keep_features(docs, {u[0]: u for u in upserts})
+        return latest_per_video(ops + docs), dead
 
-    def write(self, ops: list[tuple[int, Operation]], messages: list[Message], result: BatchResult) -> None:
-        """Every sink, in order; raises StoreUnavailableError with nothing acknowledged."""
-        batch = [op for _, op in ops]
-        by_id = {op.video_id: messages[i] for i, op in ops}
-        done: list[Sink] = []
+    def _write_batch(self, ops: list[Operation], messages: dict[str, Message], result: BatchResult) -> list[Operation]:
+        """Every sink in order; returns the operations every sink took. Documents a store
+        refused are dead-lettered and not sent to the stores after it."""
+        accepted_by: list[str] = []
         for sink in self.sinks:
+            if not ops:
+                break
             t0 = time.perf_counter()
-            res = sink.write(batch)
+            res = sink.write(ops)
             self.metrics.sink_seconds.labels(sink.name).observe(time.perf_counter() - t0)
             result.stale = max(result.stale, res.stale)
             if res.rejected:
-                for prior in done:
-                    prior.remove(list(res.rejected))
                 for vid, reason in res.rejected.items():
-                    result.dead.append(DeadLetter(by_id[vid], "StoreRejectedError", reason, f"sink:{sink.name}"))
-                batch = [op for op in batch if op.video_id not in res.rejected]
-            done.append(sink)
-        result.deleted = sum(isinstance(op, Tombstone) for op in batch)
-        result.indexed = len(batch) - result.deleted
+                    if accepted_by:
+                        self.metrics.divergence.labels(sink.name).inc()
+                        log.error("document refused by one store after others took it video_id=%s refused_by=%s kept_by=%s",
+                                  vid, sink.name, ",".join(accepted_by))
+                    result.dead.append(DeadLetter(messages[vid], "StoreRejectedError", reason, f"sink:{sink.name}"))
+                ops = [op for op in ops if op.video_id not in res.rejected]
+            accepted_by.append(sink.name)
+        return ops
+
+    def write(self, ops: list[tuple[int, Operation]], messages: list[Message], result: BatchResult) -> None:
+        """Write the batch; a failure that is not infrastructure is retried per operation so that
+        only the operation that causes it is dead-lettered. Raises InfrastructureError with
+        nothing acknowledged."""
+        by_id = {op.video_id: messages[i] for i, op in ops}
+        batch = [op for _, op in ops]
+        try:
+            written = self._write_batch(batch, by_id, result)
+        except Exception as exc:
+            if classify(exc) is not Handling.DEAD_LETTER:
+                raise
+            log.warning("batch write failed, retrying per event events=%s error_class=%s", len(batch), type(exc).__name__)
+            written = []
+            for op in batch:
+                try:
+                    written += self._write_batch([op], by_id, result)
+                except Exception as one_exc:
+                    result.dead.append(dead_letter_for(by_id[op.video_id], one_exc, "sink"))
+        result.deleted = sum(isinstance(op, Tombstone) for op in written)
+        result.indexed = len(written) - result.deleted
 
     def process(self, messages: list[Message]) -> BatchResult:
         result = BatchResult()

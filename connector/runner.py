@@ -1,8 +1,17 @@
 """The indexing loop shared by every source: poll -> process -> dead letters -> commit.
 
-When a store does not acknowledge, the batch is rewound and the source paused; the loop probes
-the stores with backoff and resumes when all are healthy. Nothing is committed past an unwritten
-event. A stop request (SIGTERM) lets the current batch finish and commit before returning.
+Handling follows the error taxonomy (`vidsearch.ops.errors`):
+- infrastructure (a store, the DLQ producer, the feature store): the batch is rewound and the
+  source paused; the loop probes the stores with backoff and resumes when all are healthy;
+  nothing is committed past an unwritten event;
+- deployment: the loop stops and the error propagates (the process exits, nothing committed);
+- anything else that escapes the pipeline for a whole batch: each message is processed alone,
+  and the one that fails is dead-lettered under its real class. A message can never stop the
+  loop, so a restarted consumer never dies again on the same offset.
+
+While a batch is processed or the stores are down the source keeps being polled (paused), so a
+long encode or an outage never costs the consumer its group membership. A stop request
+(SIGTERM) lets the current batch finish and commit before returning.
 """
 
 from __future__ import annotations
@@ -13,13 +22,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidsearch.connector.errors import StoreUnavailableError
-from vidsearch.connector.pipeline import Pipeline
+from vidsearch.connector.messages import Message
+from vidsearch.connector.pipeline import BatchResult, Pipeline, dead_letter_for
 from vidsearch.connector.sources.base import Source
+from vidsearch.ops.errors import DeploymentError, InfrastructureError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +43,7 @@ class RunStats:
     deleted: int = 0
     dead: int = 0
     pauses: int = 0
+    isolated_batches: int = 0  # batches that escaped the pipeline and were processed per message
     encode_s: float = 0.0
     sink_s: float = 0.0
     wall_s: float = 0.0
@@ -52,30 +64,87 @@ class Runner:
         status_file: Path | None = None,
         status_interval_s: float = 2.0,
         on_batch: Callable[[RunStats], None] | None = None,
+        keepalive_after_s: float = 5.0,
     ) -> None:
         self.pipeline, self.source = pipeline, source
         self.batch_max, self.batch_max_s, self.backoff_s = batch_max, batch_max_s, backoff_s
         self.status_file, self.status_interval_s = status_file, status_interval_s
         self.on_batch = on_batch
+        self.keepalive_after_s = keepalive_after_s
         self.stop = threading.Event()
         self.stats = RunStats()
         self._window: deque[tuple[float, int]] = deque(maxlen=64)
         self._last_status = 0.0
         self._first_batch: float | None = None
 
-    def _wait_for_stores(self, exc: StoreUnavailableError) -> None:
+    def _await(self, future: Future[BatchResult]) -> BatchResult:
+        """Wait for the batch; past `keepalive_after_s`, pause the source and keep polling it."""
+        try:
+            return future.result(timeout=self.keepalive_after_s)
+        except TimeoutError:
+            pass
+        self.source.pause()
+        try:
+            while True:
+                try:
+                    return future.result(timeout=0.5)
+                except TimeoutError:
+                    self.source.keepalive(0.0)
+        finally:
+            self.source.resume()
+
+    def _process(self, batch: list[Message]) -> BatchResult:
+        """Process the batch in a thread of its own while this one keeps the source's group
+        membership alive (a plain blocking call would starve the consumer's poll loop). A plain
+        thread rather than an executor: an executor refuses work during interpreter shutdown
+        with a RuntimeError that would be blamed on the events."""
+        future: Future[BatchResult] = Future()
+
+        def work() -> None:
+            try:
+                future.set_result(self.pipeline.process(batch))
+            except BaseException as exc:  # handed to the caller, which applies the taxonomy
+                future.set_exception(exc)
+
+        threading.Thread(target=work, name="vidsearch-batch", daemon=True).start()
+        return self._await(future)
+
+    def _isolate(self, batch: list[Message], exc: Exception) -> BatchResult:
+        """The pipeline failed for a whole batch with an error it did not attribute: process
+        each message alone; the one that fails again is dead-lettered under its real class."""
+        log.error("batch escaped the pipeline, isolating messages events=%s error_class=%s", len(batch), type(exc).__name__, exc_info=exc)
+        self.stats.isolated_batches += 1
+        total = BatchResult()
+        for msg in batch:
+            try:
+                one = self._process([msg])
+            except (InfrastructureError, DeploymentError):
+                raise
+            except Exception as one_exc:
+                total.dead.append(dead_letter_for(msg, one_exc, "pipeline"))
+                continue
+            total.indexed += one.indexed
+            total.deleted += one.deleted
+            total.stale += one.stale
+            total.dead += one.dead
+            total.encode_s += one.encode_s
+            total.sink_s += one.sink_s
+        return total
+
+    def _wait_for_stores(self, exc: InfrastructureError) -> None:
         self.stats.pauses += 1
         self.pipeline.metrics.paused.set(1)
-        log.warning("store unavailable, source paused store=%s error=%s", exc.store, exc)
+        log.warning("service unavailable, source paused error_class=%s error=%s", type(exc).__name__, exc)
         delay = self.backoff_s
         while not self.stop.is_set():
-            # The consumer heartbeats from librdkafka's own thread; no poll is needed while paused.
             if all(s.healthy() for s in self.pipeline.sinks):
                 break
-            self.stop.wait(delay)
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline and not self.stop.is_set():
+                self.source.keepalive(min(0.5, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 30.0)
         self.pipeline.metrics.paused.set(0)
-        log.info("stores healthy again, resuming")
+        log.info("services healthy again, resuming")
 
     def run_once(self) -> bool:
         """One batch; False when there was nothing to do."""
@@ -87,15 +156,26 @@ class Runner:
             self._first_batch = t_poll
         self.pipeline.metrics.events_in.inc(len(batch))
         try:
-            result = self.pipeline.process(batch)
+            try:
+                result = self._process(batch)
+            except (InfrastructureError, DeploymentError):
+                raise
+            except Exception as exc:
+                result = self._isolate(batch, exc)
             self.source.dead_letter(result.dead)
-        except StoreUnavailableError as exc:
+            self.source.commit(batch)
+        except InfrastructureError as exc:
             self.source.rewind(batch)
             self.source.pause()
-            self._wait_for_stores(exc)
-            self.source.resume()
+            try:
+                self._wait_for_stores(exc)
+            finally:
+                self.source.resume()
             return True
-        self.source.commit(batch)
+        self._account(batch, result)
+        return True
+
+    def _account(self, batch: list[Message], result: BatchResult) -> None:
         s = self.stats
         s.batches += 1
         s.events += len(batch)
@@ -105,10 +185,9 @@ class Runner:
         s.encode_s += result.encode_s
         s.sink_s += result.sink_s
         self._window.append((time.monotonic(), s.events))
-        s.active_s = time.monotonic() - self._first_batch
+        s.active_s = time.monotonic() - (self._first_batch or time.monotonic())
         if self.on_batch:
             self.on_batch(s)
-        return True
 
     def run(self, until_idle_s: float | None = None) -> RunStats:
         """Loop until stopped; a bounded source stops when exhausted, or after `until_idle_s`
@@ -117,7 +196,7 @@ class Runner:
         t0 = time.monotonic()
         idle_since = time.monotonic()
         try:
-            while not self.stop.is_set():  # an unexpected error propagates: crash, restart, replay
+            while not self.stop.is_set():
                 if self.run_once() or not self.source.ready():
                     idle_since = time.monotonic()
                 elif self.source.exhausted() or (until_idle_s is not None and time.monotonic() - idle_since > until_idle_s):

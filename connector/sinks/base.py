@@ -34,7 +34,9 @@ class Sink(Protocol):
         does not acknowledge after retries; per-document refusals come back in `rejected`."""
 
     def remove(self, video_ids: list[str]) -> None:
-        """Best-effort removal, to undo a document the other store refused."""
+        """Remove these videos from every write target (re-embedding's catch-up of deletions).
+        Never used to undo a write another store refused: that would delete the previous good
+        version too."""
 
     def healthy(self) -> bool:
         """A cheap real request; never raises."""

@@ -23,6 +23,10 @@ class Source(Protocol):
 
     def resume(self) -> None: ...
 
+    def keepalive(self, timeout_s: float) -> None:
+        """Called (paused) while a batch is processed or the stores are down: keep the group
+        membership alive without delivering messages; may block up to `timeout_s`."""
+
     def dead_letter(self, records: list[DeadLetter]) -> None:
         """Persist dead letters durably before the batch is committed; raise if it cannot."""
 

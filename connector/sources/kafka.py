@@ -7,9 +7,10 @@ and only after every sink acknowledged it and its dead letters were delivered (a
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from vidsearch.connector.errors import StoreUnavailableError
 from vidsearch.connector.kafka.config import kafka_client_config
@@ -17,6 +18,15 @@ from vidsearch.connector.messages import DeadLetter, Message
 from vidsearch.ops.settings import Settings
 
 log = logging.getLogger(__name__)
+# A commit refused because the group moved on: the partition's new owner replays from the last
+# committed offset, and the stores are idempotent, so this is not an outage.
+REBALANCE_CODES = {
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError._ASSIGNMENT_LOST,
+    KafkaError._NO_OFFSET,
+}
 
 
 def _spans(batch: list[Message]) -> dict[tuple[str, int], tuple[int, int]]:
@@ -34,6 +44,7 @@ class KafkaSource:
         cfg = settings.indexer
         self.topic = topic or cfg.topic
         self.dlq_topic = cfg.dlq_topic
+        self.dlq_max_bytes = cfg.limits.dlq_max_bytes
         base = kafka_client_config(settings.kafka)
         self.consumer = Consumer(
             {
@@ -42,7 +53,7 @@ class KafkaSource:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
-                "max.poll.interval.ms": 900_000,
+                "max.poll.interval.ms": cfg.max_poll_interval_ms,
                 "session.timeout.ms": 10_000,
                 "heartbeat.interval.ms": 2_000,
                 "fetch.max.bytes": 64 * 1024**2,
@@ -50,14 +61,20 @@ class KafkaSource:
         )
         self.producer = Producer({**base, "acks": "all", "enable.idempotence": True, "linger.ms": 5, "message.max.bytes": 16 * 1024**2})
         self.assigned: set[tuple[str, int]] = set()
+        self._paused = False
+        self.revocations = 0  # partitions taken away (rebalance or eviction), for status and tests
         self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
         self.assigned |= {(p.topic, p.partition) for p in parts}
         log.info("partitions assigned partitions=%s", sorted(p.partition for p in parts))
+        if self._paused and parts:  # assigned during an outage or a long batch: stay paused
+            consumer.assign(parts)
+            consumer.pause(parts)
 
     def _on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
         self.assigned -= {(p.topic, p.partition) for p in parts}
+        self.revocations += len(parts)
         log.info("partitions revoked partitions=%s", sorted(p.partition for p in parts))
 
     def poll(self, max_events: int, timeout_s: float) -> list[Message]:
@@ -72,10 +89,17 @@ class KafkaSource:
         return out
 
     def commit(self, batch: list[Message]) -> None:
-        if not batch:
+        offsets = [TopicPartition(t, p, hi + 1) for (t, p), (_, hi) in _spans(batch).items() if (t, p) in self.assigned]
+        if not offsets:
             return
-        offsets = [TopicPartition(t, p, hi + 1) for (t, p), (_, hi) in _spans(batch).items()]
-        self.consumer.commit(offsets=offsets, asynchronous=False)
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if err is not None and err.code() in REBALANCE_CODES:
+                log.warning("commit refused after a rebalance; the new owner replays error=%s", err)
+                return
+            raise StoreUnavailableError("kafka", f"offset commit failed: {exc}") from exc
 
     def rewind(self, batch: list[Message]) -> None:
         for (t, p), (lo, _) in _spans(batch).items():
@@ -83,10 +107,25 @@ class KafkaSource:
                 self.consumer.seek(TopicPartition(t, p, lo))
 
     def pause(self) -> None:
+        self._paused = True
         self.consumer.pause([TopicPartition(t, p) for t, p in self.assigned])
 
     def resume(self) -> None:
+        self._paused = False
         self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
+
+    def keepalive(self, timeout_s: float) -> None:
+        """Poll while paused: serves rebalances and resets `max.poll.interval.ms`. A message
+        that still arrives (fetched before the pause) is handed back by seeking to it."""
+        first: dict[tuple[str, int], int] = {}
+        for msg in self.consumer.consume(num_messages=100, timeout=timeout_s):
+            if msg.error() is None:
+                key = (msg.topic(), msg.partition())
+                first[key] = min(first.get(key, msg.offset()), msg.offset())
+        for (t, p), offset in first.items():
+            if (t, p) in self.assigned:
+                self.consumer.seek(TopicPartition(t, p, offset))
+                self.consumer.pause([TopicPartition(t, p)])
 
     def dead_letter(self, records: list[DeadLetter]) -> None:
         if not records:
@@ -98,7 +137,9 @@ class KafkaSource:
                 failures.append(str(err))
 
         for rec in records:
-            self.producer.produce(self.dlq_topic, key=rec.message.key, value=rec.message.value, headers=rec.headers(), on_delivery=delivered)
+            # the budget is the DLQ topic's, so the source (not whoever built the record) sets it
+            rec = replace(rec, max_bytes=self.dlq_max_bytes)
+            self.producer.produce(self.dlq_topic, key=rec.key(), value=rec.payload(), headers=rec.headers(), on_delivery=delivered)
         remaining = self.producer.flush(30)
         if remaining or failures:
             raise StoreUnavailableError("dlq", f"{remaining} dead letters undelivered, errors: {failures[:3]}")
@@ -110,7 +151,7 @@ class KafkaSource:
         return False
 
     def status(self) -> dict[str, Any]:
-        return {"assigned": sorted(p for _, p in self.assigned)}
+        return {"assigned": sorted(p for _, p in self.assigned), "revocations": self.revocations}
 
     def close(self) -> None:
         self.producer.flush(10)

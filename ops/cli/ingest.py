@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vidsearch.ops.cli.context import console, print_json, state
+from vidsearch.ops.cli.context import console, fail, print_json, spinner, state
 
 app = typer.Typer(help="Index video events into Milvus and OpenSearch (Kafka or a file).", invoke_without_command=True)
 dlq_app = typer.Typer(help="Dead-letter topic tools.")
@@ -57,9 +57,16 @@ def ingest(
     port = metrics_port or settings.indexer.metrics_port
     if port:
         metrics.serve(port)
-    src = _source(settings, source, group, restart)
-    versions, model = registry_routing(settings) if settings.indexer.use_registry else (None, None)
-    runner = build_runner(settings, build_pipeline(settings, make_sinks(settings, sinks, versions), metrics, model=model), src)
+    from vidsearch.ops.errors import DeploymentError, InfrastructureError
+
+    try:  # a broken deployment or an unreachable store fails here, before anything is consumed
+        with spinner("loading the text model and checking the stores", enabled=not json):
+            versions, model = registry_routing(settings) if settings.indexer.use_registry else (None, None)
+            pipeline = build_pipeline(settings, make_sinks(settings, sinks, versions), metrics, model=model)
+            src = _source(settings, source, group, restart)
+    except (DeploymentError, InfrastructureError) as exc:
+        raise fail(exc) from exc
+    runner = build_runner(settings, pipeline, src)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
     signal.signal(signal.SIGINT, lambda *_: runner.stop.set())
     total = src.status().get("total") if source.startswith("file:") else None
@@ -67,7 +74,11 @@ def ingest(
                   TimeElapsedColumn(), console=console, disable=json) as progress:
         task = progress.add_task("ingest", total=total)
         runner.on_batch = lambda s: progress.update(task, completed=s.events)
-        stats = runner.run(until_idle_s=until_idle)
+        try:
+            stats = runner.run(until_idle_s=until_idle)
+        except DeploymentError as exc:  # e.g. an encoder package that failed to load mid-stream
+            src.close()
+            raise fail(exc) from exc
     src.close()
     report: dict[str, Any] = {**stats.as_dict(), "source": src.status(), "sinks": list(sinks)}
     if json:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from vidsearch.ops.errors import VidsearchError
+from vidsearch.ops.errors import InfrastructureError, VidsearchError
 
 
 class RetrievalError(VidsearchError):
     """Base of retrieval errors."""
 
 
-class AllRoutesFailedError(RetrievalError):
+class AllRoutesFailedError(RetrievalError, InfrastructureError):
     """No route could be served by any store; the caller gets 503, with each store's reason."""
 
 

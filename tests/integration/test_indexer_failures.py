@@ -100,7 +100,9 @@ def test_sigterm_finishes_the_batch_and_commits(stack, settings: Settings, uniqu
 
 @pytest.mark.parametrize("service", ["opensearch", "milvus"])
 def test_store_down_for_20s(service: str, stack, settings: Settings, unique_name: str, tmp_path: Path, text_encoder) -> None:
-    s = indexer_settings(settings, unique_name, tmp_path, batch_max_events=50)
+    # The outage (20 s) outlasts max.poll.interval.ms (10 s, the least librdkafka allows with a
+    # 10 s session timeout): the consumer must keep its partitions by polling while paused.
+    s = indexer_settings(settings, unique_name, tmp_path, batch_max_events=50, max_poll_interval_ms=10_000)
     create_topics(s)
     events = [(f"v{i}", "upsert", 1, ev.upsert(f"v{i}", 1, seed=i)) for i in range(4000)]
     produce(s, events)
@@ -118,6 +120,7 @@ def test_store_down_for_20s(service: str, stack, settings: Settings, unique_name
         assert committed_total(s) == frozen, f"offsets advanced while {service} was down"
         assert frozen < len(events), "the stream finished before the outage"
         assert runner.stats.pauses >= 1
+        assert runner.source.revocations == 0, "the consumer lost its partitions during the outage"
     finally:
         stack.up()
     thread.join(timeout=400)
