@@ -12,8 +12,7 @@ import numpy as np
 from vidsearch.connector.errors import InvalidEventError
 from vidsearch.connector.events import VideoUpsert
 from vidsearch.connector.media_policy import local_media
-from vidsearch.encoders.errors import EncoderError
-from vidsearch.encoders.features import ARRAYS, FeatureFormatError, VideoFeatures
+from vidsearch.encoders.features import ARRAYS, FeatureLimits, VideoFeatures
 from vidsearch.encoders.text import TextEncoder
 from vidsearch.ops.settings import Settings
 
@@ -26,7 +25,17 @@ SHAPES = {
     "text_transcript": (1, 384),
     "text_ocr": (1, 384),
     "audio_vector": (1, 384),
+    "frame_top_classes": (2, None),
+    "frame_top_probs": (2, None),
 }
+PER_FRAME = ("frame_bridge", "frame_features", "frame_top_classes", "frame_top_probs")
+
+
+def feature_limits(settings: Settings) -> FeatureLimits:
+    """What a precomputed features record may make the reader allocate (`indexer.limits`)."""
+    lim = settings.indexer.limits
+    return FeatureLimits(max_bytes=lim.features_max_bytes, max_array_bytes=lim.features_max_array_bytes,
+                         max_meta_bytes=lim.features_max_meta_bytes, max_keyframes=lim.features_max_keyframes)
 
 
 def check_features(feats: VideoFeatures) -> None:
@@ -40,8 +49,9 @@ def check_features(feats: VideoFeatures) -> None:
         if arr.ndim != ndim or (last is not None and arr.shape[-1] != last):
             want = f"{ndim}-d" + (f" ending in {last}" if last else "")
             raise InvalidEventError(f"features.{name} has shape {arr.shape}, expected {want}", stage="features")
-    if len(feats.keyframe_times) != len(feats.frame_bridge):
-        raise InvalidEventError("features: keyframe_times and frame_bridge differ in length", stage="features")
+    for name in PER_FRAME:
+        if len(getattr(feats, name)) != len(feats.keyframe_times):
+            raise InvalidEventError(f"features: keyframe_times and {name} differ in length", stage="features")
 
 
 class EventEncoder:
@@ -61,19 +71,15 @@ class EventEncoder:
         """Precomputed features win over media (no decode needed); raises typed errors."""
         raw = event.features_bytes()
         if raw is not None:
-            try:
-                feats = VideoFeatures.from_bytes(raw)
-            except FeatureFormatError as exc:
-                raise InvalidEventError(str(exc), stage="features") from exc
+            # FeatureFormatError/FeatureLimitError are data errors: they reach the DLQ under their own class
+            feats = VideoFeatures.from_bytes(raw, feature_limits(self.settings))
             feats.video_id = event.video_id
             check_features(feats)
             return feats
         assert event.media_uri is not None
         with local_media(event.media_uri, self.settings.indexer.media_policy) as path:
-            try:
-                return self._media_extractor().extract(path, video_id=event.video_id)
-            except EncoderError as exc:
-                raise InvalidEventError(str(exc), stage="encode") from exc
+            # MediaError and its subclasses are data errors: dead-lettered under their own class
+            return self._media_extractor().extract(path, video_id=event.video_id)
 
     def apply_metadata(self, pairs: list[tuple[VideoUpsert, VideoFeatures]]) -> None:
         """One batched text-encoder call for the whole batch's metadata."""

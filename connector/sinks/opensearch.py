@@ -1,14 +1,21 @@
-"""OpenSearch sink: one `_bulk` per batch with external versioning, so the store itself refuses
-an older version (409, counted as stale) and accepts a replay of the same one (external_gte)."""
+"""OpenSearch sink: `_bulk` requests with external versioning, so the store itself refuses an
+older version (409, counted as stale) and accepts a replay of the same one (external_gte).
+
+A batch is serialised once, action by action, and sent as as many `_bulk` requests as it takes
+to keep each under `opensearch.bulk_max_bytes` (OpenSearch refuses a body over its
+`http.max_content_length` as a whole, which would stall the batch forever). A document that
+alone is over the budget is a data error of that event."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import ConnectionTimeout, TransportError
+from opensearchpy.exceptions import ConnectionTimeout, SerializationError, TransportError
+from opensearchpy.serializer import JSONSerializer
 
 from vidsearch.connector.documents import IndexDoc, Operation
 from vidsearch.connector.sinks.retry import with_retries
@@ -29,6 +36,30 @@ DATA_ERRORS = {
     "illegal_argument_exception",
     "parse_exception",
 }
+
+
+def plan_bulk(sizes: Sequence[int], max_bytes: int) -> list[tuple[int, int]]:
+    """Greedy, order-preserving split of items (their byte sizes) into [start, end) spans, each
+    at most `max_bytes` in all. An item over the budget by itself raises ValueError."""
+    spans: list[tuple[int, int]] = []
+    start, used = 0, 0
+    for i, size in enumerate(sizes):
+        if size > max_bytes:
+            raise ValueError(f"item {i} of {size} bytes exceeds the {max_bytes}-byte budget")
+        if used + size > max_bytes:
+            spans.append((start, i))
+            start, used = i, 0
+        used += size
+    if start < len(sizes):
+        spans.append((start, len(sizes)))
+    return spans
+
+
+def split_bulk(items: Sequence[str], max_bytes: int) -> list[str]:
+    """NDJSON items (one action, with its document if any, each line ending in a newline) ->
+    `_bulk` bodies of at most `max_bytes` UTF-8 bytes each, items never split or reordered."""
+    spans = plan_bulk([len(item.encode("utf-8")) for item in items], max_bytes)
+    return ["".join(items[a:b]) for a, b in spans]
 
 
 class _TransientItems(Exception):
@@ -63,20 +94,34 @@ class OpenSearchSink:
             ensure_index(self.client, index, self.alias if i == 0 else None)
             self._ensured.add(index)
 
-    def _actions(self, ops: list[Operation]) -> list[dict[str, Any]]:
-        body: list[dict[str, Any]] = []
+    def _units(self, ops: list[Operation]) -> tuple[list[tuple[Operation, bytes]], dict[str, str]]:
+        """One NDJSON unit per (target index, op), serialised once. An op whose document cannot
+        be serialised or is over the byte budget (for any index) is refused for all of them."""
         versions = self._versions()
         if not {index_name(self.settings.indexer.index_prefix, v) for v in versions} <= self._ensured:
             self.ensure()
+        transport = getattr(self.client, "transport", None)
+        serializer = getattr(transport, "serializer", None) or JSONSerializer()
+        budget = self.settings.opensearch.bulk_max_bytes
+        units: list[tuple[Operation, bytes]] = []
+        refused: dict[str, str] = {}
         for version in versions:
             index = index_name(self.settings.indexer.index_prefix, version)
             for op in ops:
+                if op.video_id in refused:
+                    continue
                 meta = {"_index": index, "_id": op.video_id, "version": op.version, "version_type": "external_gte"}
-                if isinstance(op, IndexDoc):
-                    body += [{"index": meta}, to_source(op.for_version(version))]
-                else:
-                    body.append({"delete": meta})
-        return body
+                lines: list[Any] = [{"index": meta}, to_source(op.for_version(version))] if isinstance(op, IndexDoc) else [{"delete": meta}]
+                try:
+                    unit = "".join(serializer.dumps(line) + "\n" for line in lines).encode("utf-8")
+                except (SerializationError, UnicodeEncodeError, ValueError, TypeError) as exc:
+                    refused[op.video_id] = f"document cannot be serialised for OpenSearch: {str(exc)[:300]}"
+                    continue
+                if len(unit) > budget:
+                    refused[op.video_id] = f"document of {len(unit)} bytes exceeds opensearch.bulk_max_bytes={budget}"
+                    continue
+                units.append((op, unit))
+        return [(op, unit) for op, unit in units if op.video_id not in refused], refused
 
     def write(self, ops: list[Operation]) -> WriteResult:
         if not ops:
@@ -86,25 +131,37 @@ class OpenSearchSink:
 
         def attempt() -> None:
             nonlocal pending
-            resp = self.client.bulk(body=self._actions(pending), request_timeout=self.settings.opensearch.timeout_s)
+            units, refused = self._units(pending)
+            for vid, reason in refused.items():
+                log.warning("opensearch refused a document before sending video_id=%s reason=%s", vid, reason)
+                result.rejected[vid] = reason
             retry: dict[str, Operation] = {}
             by_id = {o.video_id: o for o in pending}
-            for item in resp["items"]:
-                action, info = next(iter(item.items()))
-                status, vid = info.get("status", 500), info.get("_id", "")
-                op = by_id.get(vid)
-                error = info.get("error") or {}
-                error_type = error.get("type", "") if isinstance(error, dict) else str(error)
-                if status < 300 or (action == "delete" and status == 404 and error_type != "index_not_found_exception"):
-                    result.written += 1
-                elif status == 409:
-                    result.stale += 1
-                elif status == 400 and error_type in DATA_ERRORS:
-                    result.rejected[vid] = f"HTTP {status} {error_type}: {str(error.get('reason', ''))[:500]}"
-                elif op is not None:
-                    retry[vid] = op
+            spans = plan_bulk([len(unit) for _, unit in units], self.settings.opensearch.bulk_max_bytes)
+            for a, b in spans:
+                try:
+                    resp = self.client.bulk(body=b"".join(unit for _, unit in units[a:b]), request_timeout=self.settings.opensearch.timeout_s)
+                except Exception:
+                    # This request and the later ones are unacknowledged; the earlier ones are done.
+                    left = {op.video_id: op for op, _ in units[a:]}
+                    pending = list({**retry, **left}.values())
+                    raise
+                for item in resp["items"]:
+                    action, info = next(iter(item.items()))
+                    status, vid = info.get("status", 500), info.get("_id", "")
+                    op = by_id.get(vid)
+                    error = info.get("error") or {}
+                    error_type = error.get("type", "") if isinstance(error, dict) else str(error)
+                    if status < 300 or (action == "delete" and status == 404 and error_type != "index_not_found_exception"):
+                        result.written += 1
+                    elif status == 409:
+                        result.stale += 1
+                    elif status == 400 and error_type in DATA_ERRORS:
+                        result.rejected[vid] = f"HTTP {status} {error_type}: {str(error.get('reason', ''))[:500]}"
+                    elif op is not None:
+                        retry[vid] = op
+            pending = list(retry.values())
             if retry:
-                pending = list(retry.values())
                 raise _TransientItems(f"{len(retry)} items failed with a retryable status")
 
         cfg = self.settings.indexer

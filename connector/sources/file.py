@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,19 @@ class FileSource:
     def resume(self) -> None:
         pass
 
+    def keepalive(self, timeout_s: float) -> None:
+        time.sleep(timeout_s)  # nothing to keep alive; just do not spin
+
     def dead_letter(self, records: list[DeadLetter]) -> None:
         with open(self.dlq_file, "a") as fh:
-            for r in records:
+            for r in records:  # the same bounded record as the Kafka DLQ (value cut, sha256 and length kept)
+                headers = dict(r.headers())
                 fh.write(json.dumps({"offset": r.message.offset, "stage": r.stage, "error_class": r.error_class,
-                                     "reason": r.reason, "value_b64": base64.b64encode(r.message.value or b"").decode()}) + "\n")
+                                     "reason": headers["x-error-message"].decode(),
+                                     "original_sha256": headers["x-original-sha256"].decode(),
+                                     "original_length": int(headers["x-original-length"]),
+                                     "truncated": r.truncated,
+                                     "value_b64": base64.b64encode(r.payload() or b"").decode()}) + "\n")
 
     def ready(self) -> bool:
         return True
