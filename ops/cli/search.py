@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from vidsearch.ops.cli.context import console, fail, print_json, state
+from vidsearch.ops.cli.context import console, fail, print_json, spinner, state
 from vidsearch.ops.errors import VidsearchError
 
 plugins_app = typer.Typer(help="Install vidsearch's templates, pipelines, collections and aliases.", no_args_is_help=True)
@@ -41,7 +41,9 @@ def search(
         console.print("[red]invalid search:[/red] " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
         raise typer.Exit(2) from exc
     try:
-        res = build_retriever(state(ctx).settings).search(req)
+        settings = state(ctx).settings
+        with spinner("loading the text model and searching", enabled=not json):
+            res = build_retriever(settings).search(req)  # logs queries only with retrieval.log_queries
     except VidsearchError as exc:
         raise fail(exc, 3) from exc
     if json:
@@ -60,15 +62,25 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: settings.retrieval.api_host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings.retrieval.api_port).")] = None,
 ) -> None:
-    """Serve the HTTP API, OpenAPI docs (/docs) and the results page (/)."""
+    """Serve the HTTP API, OpenAPI docs (/docs) and the results page (/).
+
+    Without `retrieval.api_token` it only binds to loopback addresses (unless
+    `retrieval.api_allow_unauthenticated_remote`); the Host allow-list defaults to the bound host."""
     import uvicorn
 
     from vidsearch.ops.api.app import create_app
+    from vidsearch.ops.api.security import check_bind
     from vidsearch.plugins.retrieval.build import build_retriever
 
     settings = state(ctx).settings
-    app = create_app(build_retriever(settings), settings)
-    uvicorn.run(app, host=host or settings.retrieval.api_host, port=port or settings.retrieval.api_port, log_level="info")
+    if host:  # the bound address decides the bind check and the default Host allow-list
+        settings = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"api_host": host})})
+    try:
+        check_bind(settings)  # before loading models: a refused bind fails in a second, not a minute
+        app = create_app(build_retriever(settings), settings)
+    except VidsearchError as exc:
+        raise fail(exc) from exc
+    uvicorn.run(app, host=settings.retrieval.api_host, port=port or settings.retrieval.api_port, log_level="info")
 
 
 @plugins_app.command("install")

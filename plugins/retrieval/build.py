@@ -8,7 +8,7 @@ import numpy as np
 from vidsearch.encoders.fusion.default import VERSION as DEFAULT_FUSION_VERSION
 from vidsearch.ops.settings import Settings
 from vidsearch.plugins.milvus.client import is_embedded
-from vidsearch.plugins.retrieval.query_log import QueryLog
+from vidsearch.plugins.retrieval.query_log import recorder
 from vidsearch.plugins.retrieval.retriever import Retriever
 from vidsearch.plugins.retrieval.stores import MilvusStore, OpenSearchStore, SearchStore
 
@@ -72,6 +72,6 @@ def build_retriever(settings: Settings, text=None, model=None) -> Retriever:  # 
     if cfg.fallback and not is_embedded(settings.milvus.uri):
         for role, kind in (("lexical", lexical), ("dense", dense)):
             fallbacks[role] = store("milvus" if kind == "opensearch" else "opensearch")
-    log = QueryLog(cfg.query_log or settings.stack.state_dir / "query_log.f32")
-    return Retriever(encoder, stores, fallbacks, cfg.overfetch, cfg.min_candidates, on_query=log.append,
+    # Served queries feed NCL's bank only on opt-in: anyone who can query could otherwise steer it.
+    return Retriever(encoder, stores, fallbacks, cfg.overfetch, cfg.min_candidates, on_query=recorder(settings),
                      prior=dict(cfg.route_prior))

@@ -3,18 +3,46 @@
 An append-only file of float32 rows (dimension in a 4-byte header). Hand-rolled because it is a
 few lines and needs no service: appends from one process are atomic enough (one write call per
 row), and readers take whole rows only. The re-embedding/beat tasks read the newest N rows.
+
+Logging is opt-in (`retrieval.log_queries`): whoever can send queries can shape the bank, and so
+the NCL biases of every video. Only an operator who trusts the query source should turn it on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
+from vidsearch.ops.settings import Settings
+
 HEADER = struct.Struct("<I")
+R = TypeVar("R")
+
+
+def log_path(settings: Settings) -> Path:
+    return settings.retrieval.query_log or settings.stack.state_dir / "query_log.f32"
+
+
+def recorder(settings: Settings) -> Callable[[np.ndarray], None] | None:
+    """The hook a retriever should call per served query: None unless logging is opted into."""
+    return QueryLog(log_path(settings)).append if settings.retrieval.log_queries else None
+
+
+def apply_opt_in(retriever: R, settings: Settings) -> R:
+    """`retriever` without its query-log hook unless `retrieval.log_queries` is on. The API and
+    the CLI call this on whatever retriever they are given, so the opt-in holds however it was
+    built (a copy: the caller's object is left as it was)."""
+    hook: Any = getattr(retriever, "on_query", None)
+    if settings.retrieval.log_queries or hook is None:
+        return retriever
+    return dataclasses.replace(retriever, on_query=None)  # type: ignore[type-var]
 
 
 class QueryLog:

@@ -1,10 +1,15 @@
-"""What a search asks for, validated once at the edge (CLI, HTTP, Python) with clear 4xx messages."""
+"""What a search asks for, validated once at the edge (CLI, HTTP, Python) with clear 4xx messages.
+
+Requests come from untrusted HTTP clients: every field is bounded (lengths, counts, ranges) and
+every number must be finite, so no request can make a store or the fusion do unbounded work or
+compute with NaN.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -12,6 +17,12 @@ MAX_QUERY_CHARS = 1000
 MAX_K = 1000
 FUSIONS = ("dynamic_margin", "rrf", "convex")
 ROUTES = ("bm25", "knn", "knn_text", "knn_visual", "knn_speech", "knn_ocr", "knn_audio")
+MAX_WEIGHT = 100.0
+MAX_TAG_CHARS = 100
+
+Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
+Duration = Annotated[float, Field(ge=0, le=1e7, allow_inf_nan=False)]
+Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]
 
 
 class Filters(BaseModel):
@@ -19,11 +30,24 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     language: str | None = Field(None, max_length=16)
-    duration_min: float | None = Field(None, ge=0)
-    duration_max: float | None = Field(None, ge=0)
+    duration_min: Duration | None = None
+    duration_max: Duration | None = None
     published_from: datetime | None = None
     published_to: datetime | None = None
-    tags: list[str] | None = Field(None, max_length=50)
+    tags: list[Tag] | None = Field(None, max_length=50)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Filters:
+        if self.duration_min is not None and self.duration_max is not None and self.duration_min > self.duration_max:
+            raise ValueError("duration_min must be <= duration_max")
+        if self.published_from and self.published_to:
+            try:
+                inverted = self.published_from > self.published_to
+            except TypeError as exc:  # one aware, one naive: no order between them
+                raise ValueError("published_from and published_to must both have a time zone or neither") from exc
+            if inverted:
+                raise ValueError("published_from must be <= published_to")
+        return self
 
     def is_empty(self) -> bool:
         return all(v is None for v in self.model_dump().values())
@@ -37,7 +61,7 @@ class SearchRequest(BaseModel):
     fusion: Literal["dynamic_margin", "rrf", "convex"] = "dynamic_margin"
     normalization: Literal["minmax", "zscore"] = "minmax"
     routes: tuple[str, ...] = ("bm25", "knn")
-    weights: dict[str, float] | None = None
+    weights: dict[str, Weight] | None = Field(None, max_length=len(ROUTES))
     ncl: bool = False
     explain: bool = False
     moments: bool = True
@@ -62,4 +86,17 @@ class SearchRequest(BaseModel):
     def _window(self) -> SearchRequest:
         if self.page * self.k > MAX_K:
             raise ValueError(f"page * k must be <= {MAX_K}")
+        return self
+
+    @model_validator(mode="after")
+    def _weights_name_routes(self) -> SearchRequest:
+        """Weights only for the routes asked for (a weight for another route would be silently
+        ignored by fusion), and not all zero (that would rank every hit equal)."""
+        if self.weights is None:
+            return self
+        stray = sorted(set(self.weights) - set(self.routes))
+        if stray:
+            raise ValueError(f"weights for routes not requested {stray}; routes are {list(self.routes)}")
+        if self.weights and not any(w > 0 for w in self.weights.values()):
+            raise ValueError("at least one weight must be > 0")
         return self

@@ -1,4 +1,6 @@
-"""The HTTP API and the results page, against the real stores; the page in Debian's headless Chromium."""
+"""The HTTP API and the results page, against the real stores; the page in Debian's headless Chromium.
+Also the security edge where it needs the real catalogue: media paths stripped from real hits, the
+real clip streamed only inside the media roots, token auth and the query-log opt-in on a real search."""
 
 from __future__ import annotations
 
@@ -10,35 +12,60 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
+from pydantic import SecretStr
 
 from tests.integration.retrieval_helpers import load, scoped
 from vidsearch.ops.api.app import create_app
 from vidsearch.ops.datasets.clips import real_clips
 from vidsearch.ops.settings import Settings
 from vidsearch.plugins.retrieval.build import build_retriever
+from vidsearch.plugins.retrieval.query_log import QueryLog
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
+LOCAL = "http://127.0.0.1"  # a Host the default allow-list accepts (TestClient's own is "testserver")
+
+
+def _drop(s: Settings) -> None:
+    from vidsearch.ops.reembed.swap import drop_version
+    from vidsearch.plugins.milvus.client import make_client
+
+    client = make_client(s.milvus, timeout=30.0)
+    try:
+        if s.indexer.collection_prefix in client.list_aliases().get("aliases", []):
+            client.drop_alias(alias=s.indexer.collection_prefix)
+    finally:
+        client.close()
+    drop_version(s, s.indexer.model_version)
 
 
 @pytest.fixture(scope="module")
-def api_settings(stack: object, settings: Settings) -> tuple[Settings, Path]:
+def api_settings(stack: object, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Path]]:
     from vidsearch.encoders.text import MiniLMEncoder
 
     clip = next(c.path for c in real_clips(settings.stack.cache_dir) if c.path.name == "bigbuckbunny.mp4")
-    s = scoped(settings, f"t_api_{uuid.uuid4().hex[:8]}")
+    s = scoped(settings, f"t_api_{uuid.uuid4().hex[:8]}", query_log=tmp_path_factory.mktemp("qlog") / "q.f32")
     policy = s.indexer.media_policy.model_copy(update={"roots": (clip.parent,)})
     s = s.model_copy(update={"indexer": s.indexer.model_copy(update={"media_policy": policy})})
     text = MiniLMEncoder()
-    load(s, text, media=clip)
-    return s, clip
+    try:
+        load(s, text, media=clip)
+        yield s, clip
+    finally:
+        _drop(s)
+
+
+def _with(s: Settings, **retrieval: object) -> Settings:
+    return s.model_copy(update={"retrieval": s.retrieval.model_copy(update=retrieval)})
 
 
 @pytest.fixture(scope="module")
 def client(api_settings: tuple[Settings, Path]) -> TestClient:
     s, _ = api_settings
-    return TestClient(create_app(build_retriever(s), s))
+    return TestClient(create_app(build_retriever(s), s), base_url=LOCAL)
 
 
 def test_search_health_video_and_openapi(client: TestClient) -> None:
@@ -59,11 +86,56 @@ def test_search_health_video_and_openapi(client: TestClient) -> None:
 def test_thumbnails_are_real_jpegs_and_media_outside_roots_is_refused(client: TestClient, api_settings) -> None:  # noqa: ANN001
     r = client.get("/videos/kitten/thumbnail", params={"t": 1.0})
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
-    s, _ = api_settings
+    s, clip = api_settings
     strict = s.model_copy(update={"indexer": s.indexer.model_copy(update={"media_policy": s.indexer.media_policy.model_copy(
         update={"roots": (Path("/nonexistent-root"),)})})})
-    refused = TestClient(create_app(build_retriever(strict), strict)).get("/videos/kitten/thumbnail")
-    assert refused.status_code == 403 and "outside the allowed roots" in refused.json()["detail"]
+    strict_client = TestClient(create_app(build_retriever(strict), strict), base_url=LOCAL)
+    for path in ("/videos/kitten/thumbnail", "/videos/kitten/media"):
+        refused = strict_client.get(path)
+        assert refused.status_code == 403 and "media policy" in refused.json()["error"]
+        assert str(clip.parent) not in refused.text and refused.json()["request_id"] == refused.headers["x-request-id"]
+
+
+def test_hits_point_at_the_api_media_url_which_streams_the_real_clip(client: TestClient, api_settings) -> None:  # noqa: ANN001
+    s, clip = api_settings
+    r = client.get("/search", params={"q": "a kitten playing", "k": 5})
+    assert r.status_code == 200, r.text
+    hits = r.json()["hits"]
+    assert hits and all(h["media_uri"] == f"/videos/{h['video_id']}/media" for h in hits)
+    assert str(clip.parent) not in r.text
+    assert client.get("/videos/kitten").json()["media_uri"] == "/videos/kitten/media"
+    media = client.get(hits[0]["media_uri"])
+    assert media.status_code == 200 and media.content == clip.read_bytes()
+    exposed = _with(s, expose_media_paths=True)
+    raw = TestClient(create_app(build_retriever(exposed), exposed), base_url=LOCAL).get("/videos/kitten").json()
+    assert raw["media_uri"] == str(clip)
+
+
+def test_token_guards_a_real_search_and_a_foreign_host_is_refused(api_settings) -> None:  # noqa: ANN001
+    s, _ = api_settings
+    guarded = _with(s, api_token=SecretStr("integration-token"))
+    app = TestClient(create_app(build_retriever(guarded), guarded), base_url=LOCAL)
+    assert app.get("/search", params={"q": "fire truck"}).status_code == 401
+    ok = app.get("/search", params={"q": "fire truck"}, headers={"Authorization": "Bearer integration-token"})
+    assert ok.status_code == 200 and ok.json()["hits"]
+    assert app.get("/health").json()["status"] == "ok"  # public: load balancers probe it
+    rebound = app.get("/search", params={"q": "fire truck"}, headers={"Host": "attacker.example",
+                                                                      "Authorization": "Bearer integration-token"})
+    assert rebound.status_code == 400
+
+
+def test_real_queries_reach_the_query_log_only_when_opted_in(api_settings) -> None:  # noqa: ANN001
+    s, _ = api_settings
+    log = QueryLog(s.retrieval.query_log)
+    before = len(log.tail(10_000))
+    default = TestClient(create_app(build_retriever(s), s), base_url=LOCAL)
+    assert default.get("/search", params={"q": "a dog in a park"}).status_code == 200
+    assert len(log.tail(10_000)) == before
+    opted = _with(s, log_queries=True)
+    logging_app = TestClient(create_app(build_retriever(opted), opted), base_url=LOCAL)
+    assert logging_app.post("/search", json={"q": "a dog in a park"}).status_code == 200
+    rows = log.tail(10_000)
+    assert len(rows) == before + 1 and np.isfinite(rows[-1]).all() and float(np.abs(rows[-1]).sum()) > 0
 
 
 @pytest.mark.parametrize(("params", "status", "message"), [
@@ -73,6 +145,8 @@ def test_thumbnails_are_real_jpegs_and_media_outside_roots_is_refused(client: Te
     ({"q": "cat", "colour": "red"}, 400, "unknown parameter"),
     ({"q": "cat", "k": 5000}, 422, "less than or equal to 1000"),
     ({"q": "cat", "duration_min": "long"}, 422, "duration_min"),
+    ({"q": "cat", "duration_min": "30", "duration_max": "5"}, 422, "duration_min must be <= duration_max"),
+    ({"q": "cat", "routes": "bm25,sql"}, 422, "unknown routes"),
 ])
 def test_bad_queries_get_a_clear_4xx(client: TestClient, params: dict, status: int, message: str) -> None:
     r = client.get("/search", params=params)
@@ -83,13 +157,16 @@ def test_bad_queries_get_a_clear_4xx(client: TestClient, params: dict, status: i
 def test_stores_down_degrade_or_503_never_500(api_settings) -> None:  # noqa: ANN001
     s, _ = api_settings
     os_down = s.model_copy(update={"opensearch": s.opensearch.model_copy(update={"url": "http://127.0.0.1:1"})})
-    r = TestClient(create_app(build_retriever(os_down), os_down)).get("/search", params={"q": "fire truck"})
+    r = TestClient(create_app(build_retriever(os_down), os_down), base_url=LOCAL).get("/search", params={"q": "fire truck"})
     assert r.status_code == 200 and r.json()["degraded"] is True and r.json()["hits"]
+    assert "127.0.0.1:1" not in r.text  # warnings name the route and store, not the exception text
     both = os_down.model_copy(update={"milvus": s.milvus.model_copy(update={"uri": "http://127.0.0.1:1"})})
-    app = TestClient(create_app(build_retriever(both), both))
+    app = TestClient(create_app(build_retriever(both), both), base_url=LOCAL)
     r = app.get("/search", params={"q": "fire truck"})
     assert r.status_code == 503 and "no route could be served" in r.json()["error"]
-    assert app.get("/health").json()["status"] == "degraded"
+    assert "127.0.0.1:1" not in r.text and set(r.json()) == {"error", "request_id"}
+    health = app.get("/health")
+    assert health.json()["status"] == "degraded" and "127.0.0.1:1" not in health.text
 
 
 def _free_port() -> int:
