@@ -9,14 +9,18 @@ import logging
 
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
-
 from vidsearch.connector.documents import IndexDoc, Operation, Tombstone
 from vidsearch.connector.errors import StoreUnavailableError
-from vidsearch.connector.sinks.retry import with_retries
 from vidsearch.connector.sinks.base import VersionSource, WriteResult, static_versions
+from vidsearch.connector.sinks.retry import with_retries
 from vidsearch.ops.settings import Settings
 from vidsearch.plugins.milvus.client import make_client
-from vidsearch.plugins.milvus.videos import collection_name, ensure_collection, to_row, tombstone_name
+from vidsearch.plugins.milvus.videos import (
+    collection_name,
+    ensure_collection,
+    to_row,
+    tombstone_name,
+)
 
 log = logging.getLogger(__name__)
 TRANSIENT_HINTS = ("unavailable", "deadline", "connect", "timeout", "timed out", "closed", "refused", "not ready", "rpc")
@@ -45,10 +49,16 @@ class MilvusSink:
         self._ensured: set[str] = set()
         self.alias = cfg.collection_prefix
 
+    def _targets(self) -> list[tuple[str, str]]:
+        """(model version, collection) pairs, current version first, then the extra write targets
+        (see the OpenSearch sink). The collection is derived from its version in this one place so
+        that every write path sends each collection its own version's vectors."""
+        prefix = self.settings.indexer.collection_prefix
+        return [(v, collection_name(prefix, v)) for v in self._versions()]
+
     @property
     def collections(self) -> list[str]:
-        """Current version first, then the extra write targets (see the OpenSearch sink)."""
-        return [collection_name(self.settings.indexer.collection_prefix, v) for v in self._versions()]
+        return [collection for _, collection in self._targets()]
 
     @property
     def client(self) -> MilvusClient:
@@ -84,11 +94,13 @@ class MilvusSink:
                 found[row["id"]] = max(found.get(row["id"], -1), int(row["version"]))
         return found
 
-    def _write_one(self, collection: str, ops: list[Operation], result: WriteResult, version: str | None = None) -> None:
+    def _write_one(self, target: tuple[str, str], ops: list[Operation], result: WriteResult) -> None:
+        """Write `ops` to one (version, collection) target, with that version's vectors."""
+        version, collection = target
         stored = self._stored_versions(collection, [o.video_id for o in ops])
         fresh = [o for o in ops if o.version >= stored.get(o.video_id, -1)]
         result.stale += len(ops) - len(fresh)
-        rows = [to_row(o.for_version(version) if version else o) for o in fresh if isinstance(o, IndexDoc)]
+        rows = [to_row(o.for_version(version)) for o in fresh if isinstance(o, IndexDoc)]
         tombs = [o for o in fresh if isinstance(o, Tombstone)]
         if rows:
             self.client.upsert(collection, rows)
@@ -105,11 +117,11 @@ class MilvusSink:
         def attempt() -> WriteResult:
             result = WriteResult()
             try:
-                versions = self._versions()
-                if not {collection_name(self.settings.indexer.collection_prefix, v) for v in versions} <= self._ensured:
+                targets = self._targets()
+                if not {collection for _, collection in targets} <= self._ensured:
                     self.ensure()
-                for version in versions:
-                    self._write_one(collection_name(self.settings.indexer.collection_prefix, version), ops, result, version)
+                for target in targets:
+                    self._write_one(target, ops, result)
             except Exception as exc:
                 if isinstance(exc, MilvusException) and any(h in str(exc) for h in NOT_LOADED_HINTS):
                     self._load()
@@ -134,8 +146,8 @@ class MilvusSink:
         result = WriteResult()
         for op in ops:
             try:
-                for collection in self.collections:
-                    self._write_one(collection, [op], result)
+                for target in self._targets():
+                    self._write_one(target, [op], result)
             except MilvusException as row_exc:
                 result.rejected[op.video_id] = str(row_exc)[:500]
         if len(result.rejected) == len(ops) and len(ops) > 1:

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vidsearch.ops.reembed.payload import worker_env
 from vidsearch.ops.settings import Settings
 
 
 def _model(out: Path, version: str, encoder_versions: dict[str, str]) -> Path:
     import torch
-
     from vidsearch.encoders.balanced.export import export_towers
     from vidsearch.encoders.balanced.towers import QueryTower, VideoTower
 
@@ -40,10 +40,10 @@ def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Call
     from vidsearch.connector.bulk import Item, write_items
     from vidsearch.ops.datasets.format import load_dataset
     from vidsearch.ops.datasets.tuxpaint import build
-    from vidsearch.ops.registry.registry import ModelRegistry
     from vidsearch.ops.reembed.job import start
     from vidsearch.ops.reembed.state import JobStore
     from vidsearch.ops.reembed.work import reembed_docs, target_sinks
+    from vidsearch.ops.registry.registry import ModelRegistry
     from vidsearch.plugins.opensearch.client import make_client
 
     name = f"bench_reembed_{uuid.uuid4().hex[:6]}"
@@ -115,7 +115,8 @@ def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Call
         by_workers: dict[str, float] = {}
         for n_workers in (1, 2):
             model = registry.register(_model(work / f"w{n_workers}", f"bench-w{n_workers}-{uuid.uuid4().hex[:6]}", versions))
-            env = {**os.environ, "VIDSEARCH_REEMBED__QUEUE": name}
+            # workers build their settings from their own environment, never from the task payload
+            env = {**os.environ, **worker_env(s), "VIDSEARCH_REEMBED__QUEUE": name}
             procs = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "vidsearch.ops.celery_app", "worker",
                                        "--pool=solo", f"--queues={name}", f"--hostname={name}-{n_workers}-{i}@%h",
                                        "--without-gossip", "--without-mingle", "--loglevel=ERROR"], env=env,

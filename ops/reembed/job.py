@@ -13,31 +13,27 @@ import logging
 import time
 from typing import Any
 
-from vidsearch.ops.registry.registry import ModelRegistry, RegistryError
-from vidsearch.ops.registry.routing import ROUTING_TTL_S
+from vidsearch.ops.reembed.payload import catalogue, worker_settings
 from vidsearch.ops.reembed.state import Job, JobStore
 from vidsearch.ops.reembed.swap import drop_version, swap_aliases, validate
-from vidsearch.ops.reembed.work import catch_up, os_client, target_sinks
-from vidsearch.ops.settings import IndexerSettings, ReembedSettings, Settings, load_settings
+from vidsearch.ops.reembed.work import catch_up, missing_in, os_client, target_sinks
+from vidsearch.ops.registry.registry import ModelRegistry, RegistryError
+from vidsearch.ops.registry.routing import ROUTING_TTL_S
+from vidsearch.ops.settings import Settings
 from vidsearch.plugins.opensearch.videos import index_name
 
 log = logging.getLogger(__name__)
+MAX_REPORTED = 100  # failed video ids listed in a job's report (the count is always complete)
 
 
-def scope(settings: Settings) -> dict[str, Any]:
-    """What a worker needs to act on this catalogue (no secrets: those come from its own env)."""
-    return {"indexer": settings.indexer.model_dump(mode="json"), "reembed": settings.reembed.model_dump(mode="json")}
-
-
-def scoped_settings(scope_: dict[str, Any]) -> Settings:
-    base = load_settings()
-    return base.model_copy(update={"indexer": IndexerSettings.model_validate(scope_["indexer"]),
-                                   "reembed": ReembedSettings.model_validate(scope_["reembed"])})
+def scoped_settings(task_catalogue: Any) -> Settings:
+    """A worker's settings for a task naming `task_catalogue`: its own configuration, checked
+    against the catalogue (see `payload`); nothing else in a message is ever turned into settings."""
+    return worker_settings(task_catalogue)
 
 
 def start(settings: Settings, target: str) -> Job:
     from celery import chord
-
     from vidsearch.ops.tasks.reembed import chunk, finish
 
     registry = ModelRegistry(settings)
@@ -56,10 +52,10 @@ def start(settings: Settings, target: str) -> Job:
     client.indices.refresh(index=src_index)
     total = int(client.count(index=src_index)["count"])
     job = JobStore(registry).create(source, target, settings.reembed.chunks, total, head_only=True)
-    sc = scope(settings)
-    queue = settings.reembed.queue
-    header = [chunk.s(sc, job.id, i, job.chunks).set(queue=queue) for i in range(job.chunks)]
-    chord(header)(finish.s(sc, job.id).set(queue=queue))
+    # ids only (see `payload`): the workers take every setting from their own configuration
+    cat, queue = catalogue(settings), settings.reembed.queue
+    header = [chunk.s(job.id, source, target, i, job.chunks, cat).set(queue=queue) for i in range(job.chunks)]
+    chord(header)(finish.s(job.id, source, target, cat).set(queue=queue))
     log.info("reembed job %s started: %s -> %s, %d videos in %d chunks", job.id, source, target, total, job.chunks)
     return job
 
@@ -73,9 +69,16 @@ def finish(settings: Settings, job_id: str, chunk_results: list[dict[str, Any]])
     job.state = "validating"
     jobs.save(job)
     report: dict[str, Any] = {"chunks": chunk_results, "re_extracted": sum(c.get("extracted", 0) for c in chunk_results)}
-    report["catch_up"] = catch_up(settings, registry, job.source, job.target)
+    failed: dict[str, str] = {}
+    report["catch_up"] = catch_up(settings, registry, job.source, job.target, failed)
+    jobs.add_failed(job.id, failed)
     job.head_only = report["re_extracted"] == 0
-    gate = validate(settings, registry, job.source, job.target)
+    # Videos skipped by a chunk or the catch-up and still absent from the target: reported, and
+    # tolerated by the gate up to `max_failed_fraction` (a live write may have fixed some since).
+    missing = missing_in(settings, job.target, jobs.failed(job.id))
+    report["failed_videos"] = {"count": len(missing), "ids": sorted(missing)[:MAX_REPORTED],
+                               "reasons": {vid: missing[vid] for vid in sorted(missing)[:MAX_REPORTED]}}
+    gate = validate(settings, registry, job.source, job.target, missing=len(missing))
     report["gate"] = gate.__dict__
     if not gate.passed:
         registry.remove_extra(job.target)  # stop dual writes; the target stays for inspection
@@ -89,7 +92,9 @@ def finish(settings: Settings, job_id: str, chunk_results: list[dict[str, Any]])
         # Indexers cache their routing for ROUTING_TTL_S: a batch routed just before the swap may
         # still land. Wait that out, then level the new current once more.
         time.sleep(2 * ROUTING_TTL_S + 0.5)
-        report["post_swap_catch_up"] = catch_up(settings, registry, job.source, job.target)
+        failed = {}
+        report["post_swap_catch_up"] = catch_up(settings, registry, job.source, job.target, failed)
+        jobs.add_failed(job.id, failed)
         job.state, job.reason = "swapped", gate.reason
     job.finished_at, job.report = time.time(), report
     jobs.save(job)

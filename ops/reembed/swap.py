@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from vidsearch.ops.registry.registry import ModelEntry, ModelRegistry
 from vidsearch.ops.reembed.work import os_client
+from vidsearch.ops.registry.registry import ModelEntry, ModelRegistry
 from vidsearch.ops.settings import Settings
 from vidsearch.plugins.milvus.client import make_client as milvus_client
 from vidsearch.plugins.milvus.videos import collection_name
@@ -32,7 +31,7 @@ class GateResult:
     overlap: float | None
 
 
-def _retriever_for(settings: Settings, entry: ModelEntry, text):  # noqa: ANN001, ANN202
+def _retriever_for(settings: Settings, entry: ModelEntry, text):
     from vidsearch.plugins.retrieval.build import TextQueryEncoder
     from vidsearch.plugins.retrieval.retriever import Retriever
     from vidsearch.plugins.retrieval.stores import OpenSearchStore
@@ -46,17 +45,24 @@ def _retriever_for(settings: Settings, entry: ModelEntry, text):  # noqa: ANN001
     return Retriever(TextQueryEncoder(text, model), {"lexical": store, "dense": store}, prior=dict(settings.retrieval.route_prior))
 
 
-def validate(settings: Settings, registry: ModelRegistry, source: str, target: str) -> GateResult:
-    """Counts must be equal; the hybrid top-10 of sampled titles must overlap at least min_overlap."""
+def validate(settings: Settings, registry: ModelRegistry, source: str, target: str, missing: int = 0) -> GateResult:
+    """Counts must be equal, short of the `missing` videos the job skipped (at most
+    `max_failed_fraction` of the catalogue); the hybrid top-10 of sampled titles must overlap at
+    least min_overlap."""
     client = os_client(settings)
     prefix = settings.indexer.index_prefix
+    cfg = settings.reembed
     n_src = int(client.count(index=index_name(prefix, source))["count"])
     n_dst = int(client.count(index=index_name(prefix, target))["count"])
-    if n_src != n_dst:
-        return GateResult(False, f"document counts differ: {source} has {n_src}, {target} has {n_dst}", n_src, n_dst, None)
-    cfg = settings.reembed
+    if n_src != n_dst + missing:
+        skipped = f" ({missing} skipped)" if missing else ""
+        return GateResult(False, f"document counts differ: {source} has {n_src}, {target} has {n_dst}{skipped}", n_src, n_dst, None)
+    if missing > cfg.max_failed_fraction * n_src:
+        return GateResult(False, f"{missing} of {n_src} videos could not be re-embedded (more than max_failed_fraction "
+                                 f"{cfg.max_failed_fraction})", n_src, n_dst, None)
+    counts = f"counts equal ({n_src})" if not missing else f"counts equal ({n_dst} + {missing} skipped = {n_src})"
     if cfg.gate_queries == 0 or n_src == 0:
-        return GateResult(True, "counts equal; no query sample", n_src, n_dst, None)
+        return GateResult(True, f"{counts}; no query sample", n_src, n_dst, None)
     sample = client.search(index=index_name(prefix, source), body={
         "size": cfg.gate_queries, "_source": ["title"],
         "query": {"function_score": {"query": {"match_all": {}}, "random_score": {"seed": 7, "field": "_seq_no"}}}})
@@ -76,7 +82,7 @@ def validate(settings: Settings, registry: ModelRegistry, source: str, target: s
     overlap = float(np.mean(overlaps)) if overlaps else 1.0
     if overlap < cfg.min_overlap:
         return GateResult(False, f"top-10 overlap with {source} is {overlap:.3f} < min_overlap {cfg.min_overlap}", n_src, n_dst, overlap)
-    return GateResult(True, f"counts equal ({n_src}); top-10 overlap {overlap:.3f} >= {cfg.min_overlap}", n_src, n_dst, overlap)
+    return GateResult(True, f"{counts}; top-10 overlap {overlap:.3f} >= {cfg.min_overlap}", n_src, n_dst, overlap)
 
 
 def swap_aliases(settings: Settings, target: str) -> dict[str, Any]:

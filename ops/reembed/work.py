@@ -6,6 +6,11 @@ retried chunk covers exactly the same videos. Each video: stored base features (
 media only when the target model needs different encoders), the target's embedder, the same
 `build_doc` and sinks as live ingestion, written with the video's own version: rewriting a chunk
 is idempotent (same id, same version), never a duplicate.
+
+One bad video never fails its chunk: a video whose stored features are missing or corrupt (with
+no media to extract them again), whose media is bad, whose embedding fails or which a store
+refuses is logged with the reason, recorded on the job and skipped. An unavailable service or a
+broken deployment still fails the chunk (it is retried; see `vidsearch.ops.errors.classify`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from vidsearch.connector.app import feature_store, make_sinks
 from vidsearch.connector.documents import IndexDoc, build_doc
 from vidsearch.connector.events import VideoUpsert
 from vidsearch.connector.sinks.base import Sink
-from vidsearch.encoders.features import VideoFeatures
+from vidsearch.encoders.features import FeatureFormatError, VideoFeatures
+from vidsearch.ops.errors import DataError, Handling, classify
 from vidsearch.ops.registry.embedders import embedder_for, needs_reextraction
 from vidsearch.ops.registry.registry import ModelEntry, ModelRegistry
 from vidsearch.ops.settings import Settings
@@ -31,7 +37,7 @@ SOURCE_FIELDS = ["video_id", "version", "title", "description", "tags", "languag
                  "media_uri", "extra", "model_version"]
 
 
-def os_client(settings: Settings):  # noqa: ANN201
+def os_client(settings: Settings):
     return make_client(settings.opensearch.model_copy(update={"timeout_s": max(settings.opensearch.timeout_s, 60.0)}))
 
 
@@ -64,22 +70,34 @@ def id_versions(settings: Settings, version: str) -> dict[str, tuple[int, str]]:
 
 
 @lru_cache(maxsize=1)
-def _extractor(settings_json: str):  # noqa: ANN202 - one FeatureExtractor per worker process
+def _extractor(settings_json: str):
     from vidsearch.encoders.extract import FeatureExtractor
     from vidsearch.ops.settings import Settings as S
 
     return FeatureExtractor.load(S.model_validate_json(settings_json))
 
 
+class MissingFeaturesError(DataError):
+    """A video has no usable stored features and no media to extract them from."""
+
+    stage = "reembed-features"
+
+
 def base_features(settings: Settings, target: ModelEntry, src: dict[str, Any]) -> tuple[VideoFeatures, bool]:
-    """(features, re-extracted?) for one source document."""
+    """(features, re-extracted?) for one source document. Unreadable stored features count as
+    missing: they are extracted again when the video has media."""
     store = feature_store(settings)
-    feats = store.get(src["video_id"])
+    try:
+        feats = store.get(src["video_id"])
+        unreadable = ""
+    except FeatureFormatError as exc:
+        feats, unreadable = None, f"stored features are corrupt: {exc}"
+        log.warning("reembed stored features unreadable video_id=%s reason=%s", src["video_id"], exc)
     if feats is not None and not needs_reextraction(target, feats.encoder_versions):
         return feats, False
     if not src.get("media_uri"):
         if feats is None:
-            raise LookupError(f"{src['video_id']}: no stored features and no media to extract them from")
+            raise MissingFeaturesError(f"{src['video_id']}: {unreadable or 'no stored features'} and no media to extract them from")
         return feats, False  # encoders differ but the media is gone: keep what we have, logged
     from vidsearch.connector.media_policy import local_media
 
@@ -102,44 +120,100 @@ def target_sinks(settings: Settings, version: str) -> list[Sink]:
     return make_sinks(settings, versions=lambda: [version])
 
 
-def reembed_docs(settings: Settings, target: ModelEntry, docs: list[dict[str, Any]], sinks: list[Sink]) -> tuple[int, int]:
-    """(written, re-extracted) for a page of source documents."""
+def _videos_fault(exc: BaseException) -> bool:
+    """Bad data (and unknown errors, see `classify`), but not an unavailable service, a broken
+    deployment, or a connection/timeout error (which the chunk task retries)."""
+    return classify(exc) is Handling.DEAD_LETTER and not isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def _skip(exc: Exception, video_id: str, stage: str, failed: dict[str, str]) -> None:
+    """Record a video that cannot be re-embedded, or re-raise what is not the video's fault."""
+    if not _videos_fault(exc):
+        raise exc  # a service or the deployment: the chunk is retried, nothing is blamed on the video
+    reason = f"{stage}: {type(exc).__name__}: {exc}"[:300]
+    log.warning("reembed skipping video video_id=%s stage=%s reason=%s", video_id, stage, reason)
+    failed[video_id] = reason
+
+
+def _embed(target: ModelEntry, pairs: list[tuple[dict[str, Any], VideoFeatures]],
+           failed: dict[str, str]) -> list[IndexDoc]:
+    """Embed a page in one batch; when the batch fails, one video at a time to find the bad ones."""
+    embedder = embedder_for(target)
+    try:
+        vectors = embedder.vectors([f for _, f in pairs])
+    except Exception as exc:
+        if len(pairs) == 1:
+            _skip(exc, pairs[0][0]["video_id"], "embed", failed)
+            return []
+        if not _videos_fault(exc):
+            raise
+        log.warning("reembed batch embedding failed, embedding one by one error=%s", exc)
+        return [doc for pair in pairs for doc in _embed(target, [pair], failed)]
+    out: list[IndexDoc] = []
+    for (src, feats), vec in zip(pairs, vectors, strict=True):
+        try:
+            out.append(build_doc(to_event(src), feats, target.id, vec))
+        except Exception as exc:  # noqa: BLE001 - a malformed source document is that video's fault
+            _skip(exc, src["video_id"], "build", failed)
+    return out
+
+
+def reembed_docs(settings: Settings, target: ModelEntry, docs: list[dict[str, Any]], sinks: list[Sink],
+                 failed: dict[str, str] | None = None) -> tuple[int, int]:
+    """(written, re-extracted) for a page of source documents; videos that cannot be re-embedded
+    are skipped and added to `failed` (video id -> reason)."""
+    failed = {} if failed is None else failed
     pairs, extracted = [], 0
     for src in docs:
         try:
             feats, fresh = base_features(settings, target, src)
-        except LookupError as exc:
-            log.error("reembed: skipping %s", exc)
+        except Exception as exc:  # noqa: BLE001 - _skip re-raises what is not the video's fault
+            _skip(exc, str(src.get("video_id")), "features", failed)
             continue
         extracted += fresh
         pairs.append((src, feats))
-    vectors = embedder_for(target).vectors([f for _, f in pairs])
-    out: list[IndexDoc] = [build_doc(to_event(src), feats, target.id, vec) for (src, feats), vec in zip(pairs, vectors, strict=True)]
-    for sink in sinks:
+    out = _embed(target, pairs, failed) if pairs else []
+    for i, sink in enumerate(sinks):
+        if not out:
+            break
         res = sink.write(out)  # type: ignore[arg-type]
         if res.rejected:
-            raise RuntimeError(f"{sink.name} rejected {len(res.rejected)} re-embedded documents: {list(res.rejected.items())[:3]}")
+            for vid, reason in res.rejected.items():
+                log.warning("reembed document refused store=%s video_id=%s reason=%s", sink.name, vid, reason)
+                failed[vid] = f"{sink.name} refused the document: {reason}"[:300]
+            for earlier in sinks[:i]:  # keep the stores in agreement: undo what the others took
+                earlier.remove(list(res.rejected))
+            out = [d for d in out if d.video_id not in res.rejected]
     return len(out), extracted
 
 
 def run_chunk(settings: Settings, registry: ModelRegistry, source: str, target: str, slice_id: int, slices: int,
-              batch: int, progress: Callable[[int], None]) -> dict[str, int]:
+              batch: int, progress: Callable[[int], None],
+              on_failed: Callable[[dict[str, str]], None] = lambda _f: None) -> dict[str, int]:
+    """Re-embed one slice. `progress` gets the running count after every page, `on_failed` the
+    videos a page skipped (video id -> reason)."""
     entry = registry.get(target)
     sinks = target_sinks(settings, target)
     for sink in sinks:
         sink.ensure()
-    done = extracted = 0
+    done = extracted = failed_total = 0
     for page in scan_slice(settings, source, slice_id, slices, batch):
-        n, x = reembed_docs(settings, entry, page, sinks)
+        failed: dict[str, str] = {}
+        n, x = reembed_docs(settings, entry, page, sinks, failed)
         done += n
         extracted += x
+        failed_total += len(failed)
+        on_failed(failed)
         progress(done)
-    return {"chunk": slice_id, "done": done, "extracted": extracted}
+    return {"chunk": slice_id, "done": done, "extracted": extracted, "failed": failed_total}
 
 
-def catch_up(settings: Settings, registry: ModelRegistry, source: str, target: str) -> dict[str, int]:
+def catch_up(settings: Settings, registry: ModelRegistry, source: str, target: str,
+             failed: dict[str, str] | None = None) -> dict[str, int]:
     """Bring the target level with the source after the chunks: videos ingested meanwhile (live
-    writes reach the target too, but embedded with the old model), newer versions, deletions."""
+    writes reach the target too, but embedded with the old model), newer versions, deletions.
+    Videos skipped by the chunks are tried again here; those that fail again go to `failed`."""
+    failed = {} if failed is None else failed
     client = os_client(settings)
     client.indices.refresh(index=",".join(index_name(settings.indexer.index_prefix, v) for v in (source, target)))
     src, dst = id_versions(settings, source), id_versions(settings, target)
@@ -151,9 +225,20 @@ def catch_up(settings: Settings, registry: ModelRegistry, source: str, target: s
         ids = todo[start:start + 256]
         docs = client.mget(index=index_name(settings.indexer.index_prefix, source), body={"ids": ids},
                            _source_includes=SOURCE_FIELDS)["docs"]
-        fixed += reembed_docs(settings, entry, [d["_source"] for d in docs if d.get("found")], sinks)[0]
+        fixed += reembed_docs(settings, entry, [d["_source"] for d in docs if d.get("found")], sinks, failed)[0]
     if gone:
         for sink in sinks:
             sink.remove(gone)
     client.indices.refresh(index=index_name(settings.indexer.index_prefix, target))
-    return {"caught_up": fixed, "removed": len(gone)}
+    return {"caught_up": fixed, "removed": len(gone), "failed": len(failed)}
+
+
+def missing_in(settings: Settings, version: str, failed: dict[str, str]) -> dict[str, str]:
+    """The recorded failures whose video is absent from `version`'s index (a live write or a later
+    retry may have put it there since)."""
+    client, ids, missing = os_client(settings), sorted(failed), {}
+    index = index_name(settings.indexer.index_prefix, version)
+    for start in range(0, len(ids), 500):
+        docs = client.mget(index=index, body={"ids": ids[start:start + 500]}, _source=False)["docs"]
+        missing.update({d["_id"]: failed[d["_id"]] for d in docs if not d.get("found")})
+    return missing

@@ -17,10 +17,25 @@ from pathlib import Path
 
 import psutil
 
+# What a service inherits from the caller's environment: enough to find programs, a home, a
+# locale and a JDK. Nothing else: the caller's environment may hold secrets (VIDSEARCH_*
+# passwords and tokens, cloud credentials) that no service needs. Each service adds its own
+# variables through `Launch.env`.
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "JAVA_HOME", "OPENSEARCH_JAVA_HOME")
+
+
+def service_env(own: dict[str, str] | None = None, inherit: tuple[str, ...] = INHERITED_ENV) -> dict[str, str]:
+    """A minimal environment for a service or one of its tools: the allow-listed variables of
+    ours, then the service's own."""
+    env = {name: os.environ[name] for name in inherit if name in os.environ}
+    env.setdefault("PATH", os.defpath)
+    return {**env, **(own or {})}
+
 
 @dataclass(frozen=True)
 class Launch:
-    """How to start a service: argv, extra environment, working folder, optional user."""
+    """How to start a service: argv, its own environment variables (added to `service_env`'s
+    minimal set, never to the caller's whole environment), working folder, optional user."""
 
     argv: list[str]
     cwd: Path
@@ -54,7 +69,7 @@ class ManagedProcess:
         if launch.user:
             # setpriv execs in place (unlike su/runuser), so the pid we record is the service's.
             argv = ["setpriv", f"--reuid={launch.user}", f"--regid={launch.user}", "--init-groups", "--", *argv]
-        env = {**os.environ, **launch.env}
+        env = service_env(launch.env)
         with open(self.logfile, "ab") as log:
             log.write(f"\n=== vidsearch: starting {self.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode())
             log.flush()

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from vidsearch.connector.app import feature_store, make_sinks, registry_routing
 from vidsearch.connector.bulk import Item, write_items
+from vidsearch.connector.feature_store import FileFeatureStore
 from vidsearch.encoders.features import VideoFeatures
-from vidsearch.ops.registry.registry import ModelRegistry
 from vidsearch.ops.reembed.job import rollback, start
+from vidsearch.ops.reembed.payload import worker_env
 from vidsearch.ops.reembed.state import JobStore
+from vidsearch.ops.registry.registry import ModelRegistry
 from vidsearch.ops.settings import Settings
 from vidsearch.plugins.milvus.client import iter_rows
 from vidsearch.plugins.milvus.client import make_client as milvus_client
@@ -35,17 +36,18 @@ N = 2000
 
 
 def synthetic(vid: str, rng: np.random.Generator) -> VideoFeatures:
-    unit = lambda n: (lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True))(rng.standard_normal(n).astype(np.float32))  # noqa: E731
+    unit = lambda n: (lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True))(rng.standard_normal(n).astype(np.float32))
     return VideoFeatures(video_id=vid, duration_s=10.0, title=f"video {vid}", description="synthetic catalogue entry",
                          keyframe_times=np.array([1.0, 5.0], np.float32), frame_features=np.abs(unit((2, 1280))),
-                         frame_bridge=unit((2, 384)), text_metadata=unit(384), audio_vector=unit(384), has_audio=True,
+                         frame_bridge=unit((2, 384)), frame_top_classes=rng.integers(0, 1000, (2, 5)).astype(np.int16),
+                         frame_top_probs=np.full((2, 5), 0.2, np.float32),
+                         text_metadata=unit(384), audio_vector=unit(384), has_audio=True,
                          encoder_versions={"text": "minilm@test", "vision": "efficientnet@test"})
 
 
 def make_model(out: Path, version: str) -> Path:
     """A real fusion head (towers at their deterministic init), exported to ONNX with its card."""
     import torch
-
     from vidsearch.encoders.balanced.export import export_towers
     from vidsearch.encoders.balanced.towers import QueryTower, VideoTower
 
@@ -56,7 +58,7 @@ def make_model(out: Path, version: str) -> Path:
     return out
 
 
-def scoped(settings: Settings, name: str, tmp: Path, **reembed) -> Settings:  # noqa: ANN003
+def scoped(settings: Settings, name: str, tmp: Path, **reembed) -> Settings:
     idx = settings.indexer.model_copy(update={"index_prefix": name.replace("_", "-"), "collection_prefix": name,
                                               "model_version": "default-v1", "feature_store": tmp / "features",
                                               "batch_max_events": 100})
@@ -77,7 +79,9 @@ def load_catalogue(s: Settings, n: int, seed: int = 0) -> list[str]:
 
 
 def worker(s: Settings, name: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "VIDSEARCH_REEMBED__VISIBILITY_TIMEOUT_S": str(s.reembed.visibility_timeout_s)}
+    """A worker serving this test's catalogue: its settings come from its own environment (a task
+    message carries ids only)."""
+    env = {**os.environ, **worker_env(s)}
     return subprocess.Popen([sys.executable, "-m", "celery", "-A", "vidsearch.ops.celery_app", "worker", "--pool=solo",
                              f"--queues={s.reembed.queue}", f"--hostname={name}@%h", "--without-gossip", "--without-mingle",
                              "--loglevel=WARNING"], env=env)
@@ -223,6 +227,84 @@ def test_a_failing_gate_leaves_the_aliases_and_says_why(stack: object, settings:
     assert st["state"] == "failed" and "overlap" in st["reason"] and "min_overlap 1.01" in st["reason"]
     assert alias_targets(s) == before
     assert registry.current() == "default-v1" and target not in registry.extra_targets()
+
+
+def test_a_video_with_corrupt_features_is_skipped_and_reported(stack: object, settings: Settings, tmp_path: Path) -> None:
+    from vidsearch.ops.reembed.swap import drop_version
+
+    name = f"t_corrupt_{uuid.uuid4().hex[:8]}"
+    s = scoped(settings, name, tmp_path, chunks=2, gate_queries=0, max_failed_fraction=0.05)
+    ids = load_catalogue(s, 60, seed=3)
+    bad = ids[17]
+    store = feature_store(s)
+    assert isinstance(store, FileFeatureStore)
+    store._path(bad).write_bytes(b"PK\x03\x04 this is not an npz record")  # torn/corrupt on disk
+    registry = ModelRegistry(s)
+    target = f"mbvr-corrupt-{uuid.uuid4().hex[:6]}"
+    registry.register(make_model(tmp_path / "model", target))
+    w = worker(s, f"{name}-w")
+    try:
+        st = wait_job(s, start(s, target).id, timeout=300)
+        assert st["state"] == "swapped", st
+        assert st["failed_videos"] == 1 and st["failed_ids"] == [bad], st
+        assert st["done"] == len(ids) - 1
+        failed = st["report"]["failed_videos"]
+        assert failed["count"] == 1 and failed["ids"] == [bad] and "corrupt" in failed["reasons"][bad]
+        assert "1 skipped" in st["reason"]
+        assert sorted(c["failed"] for c in st["report"]["chunks"]) == [0, 1]
+        client = make_client(s.opensearch)
+        new_index = index_name(s.indexer.index_prefix, target)
+        client.indices.refresh(index=new_index)
+        assert client.count(index=new_index)["count"] == len(ids) - 1
+        assert not client.exists(index=new_index, id=bad)
+        assert sorted(milvus_ids(s, target)) == sorted(set(ids) - {bad})
+    finally:
+        w.terminate()
+        w.wait(30)
+        mv = milvus_client(s.milvus)
+        try:
+            mv.drop_alias(alias=s.indexer.collection_prefix)
+        finally:
+            mv.close()
+        for version in ("default-v1", target):
+            drop_version(s, version)
+        registry.r.delete(*registry.r.keys(f"{registry.prefix}*"), *registry.r.keys(f"{JobStore(registry).prefix}*"))
+
+
+def test_a_forged_task_cannot_redirect_a_worker(stack: object, settings: Settings, tmp_path: Path) -> None:
+    """A task message carries ids only; a worker takes its settings from its own configuration
+    and refuses a message for another catalogue or with malformed ids, touching nothing."""
+    from vidsearch.ops.celery_app import app
+    from vidsearch.ops.reembed.payload import catalogue
+
+    name = f"t_forged_{uuid.uuid4().hex[:8]}"
+    s = scoped(settings, name, tmp_path)
+    victim = f"t-victim-{uuid.uuid4().hex[:8]}"
+    w = worker(s, f"{name}-w")
+    try:
+        forged = {**catalogue(s), "index_prefix": victim}
+        sent = {
+            "other catalogue": ("abc123def456", "default-v1", "x-v2", 0, 1, forged),
+            "bad job id": ("*", "default-v1", "x-v2", 0, 1, catalogue(s)),
+            "extra settings": ("abc123def456", "default-v1", "x-v2", 0, 1,
+                               {**catalogue(s), "feature_store": "/etc"}),
+            "bad slice": ("abc123def456", "default-v1", "x-v2", 5, 2, catalogue(s)),
+        }
+        results = {why: app.send_task("vidsearch.reembed.chunk", args=list(args), queue=s.reembed.queue)
+                   for why, args in sent.items()}
+        errors = {}
+        for why, res in results.items():
+            res.get(timeout=60, propagate=False)
+            assert res.state == "FAILURE", (why, res.state)
+            errors[why] = type(res.result).__name__ + ": " + str(res.result)
+    finally:
+        w.terminate()
+        w.wait(30)
+    assert "ConfigError" in errors["other catalogue"] and victim in errors["other catalogue"]
+    assert "TaskPayloadError" in errors["bad job id"]
+    assert "TaskPayloadError" in errors["extra settings"]
+    assert "TaskPayloadError" in errors["bad slice"]
+    assert make_client(s.opensearch).indices.get(index=f"{victim}*") == {}  # nothing was created for it
 
 
 def test_consistency_check_and_retention_cleanup(stack: object, settings: Settings, tmp_path: Path) -> None:

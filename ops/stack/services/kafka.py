@@ -10,7 +10,7 @@ from vidsearch.ops.settings import Settings
 from vidsearch.ops.stack import maven
 from vidsearch.ops.stack.java import find_java_home
 from vidsearch.ops.stack.ports import is_listening, port_of_url
-from vidsearch.ops.stack.process import Launch
+from vidsearch.ops.stack.process import Launch, service_env
 from vidsearch.ops.stack.services.base import Health
 
 # Kafka's Maven pom brings log4j-core but no SLF4J binding (the release tarball adds one);
@@ -95,7 +95,7 @@ class KafkaService:
         cmd = [java, "-Xmx256m", "-cp", f"{self.libs}/*", "kafka.tools.StorageTool", *args]
         env_log = f"-Dlog4j2.configurationFile={self.state / 'config' / 'log4j2.properties'}"
         cmd.insert(1, env_log)
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=service_env())
         if res.returncode != 0:
             raise ServiceStartError(self.name, f"StorageTool {args[0]} failed", (res.stdout + res.stderr)[-3000:])
         return res.stdout.strip()
@@ -128,7 +128,6 @@ class KafkaService:
             return Health(False, error=f"nothing listens on 127.0.0.1:{self.port}")
         try:
             from confluent_kafka.admin import AdminClient
-
             from vidsearch.connector.kafka.config import kafka_client_config
 
             admin = AdminClient({**kafka_client_config(self.settings.kafka), "log_level": 0})

@@ -24,8 +24,9 @@ from vidsearch.ops.errors import DownloadError, StackError
 from vidsearch.ops.settings import Settings
 from vidsearch.ops.stack import maven
 from vidsearch.ops.stack.java import find_java_home
+from vidsearch.ops.stack.ownership import chown_tree
 from vidsearch.ops.stack.ports import is_listening, port_of_url
-from vidsearch.ops.stack.process import Launch
+from vidsearch.ops.stack.process import Launch, service_env
 from vidsearch.ops.stack.services.base import Health
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class OpenSearchService:
         extract_zip(archive, parent)
         if not (self.home / "modules" / "lang-painless").is_dir():
             raise StackError(self.name, f"{archive.name} lacks modules/lang-painless, which k-NN extends")
-        env = {**os.environ, "OPENSEARCH_JAVA_HOME": str(self._java_home())}
+        env = service_env({"OPENSEARCH_JAVA_HOME": str(self._java_home())})
         installed, missing = [], {}
         for plugin in stack.opensearch_plugins:
             try:
@@ -119,9 +120,14 @@ class OpenSearchService:
 
     def launch(self) -> Launch:
         conf, data, logs, tmp = (self.state / d for d in ("config", "data", "logs", "tmp"))
-        for d in (conf, data, logs, tmp):
+        for d in (data, logs, tmp):
             d.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(self.home / "config", conf, dirs_exist_ok=True)
+        # The config is rebuilt by us on every launch: under root the service user owns the state
+        # folder, and a link it planted in an old config must not redirect root's writes below.
+        if conf.is_symlink() or conf.is_file():
+            conf.unlink()
+        shutil.rmtree(conf, ignore_errors=True)
+        shutil.copytree(self.home / "config", conf)
         # jvm.options names logs/ and data relative to the home (read-only for us): point them
         # at the state folder; the agent path stays relative, as 3.x expects.
         options = (conf / "jvm.options").read_text()
@@ -146,10 +152,8 @@ class OpenSearchService:
         user = self._service_user()
         if user:
             entry = pwd.getpwnam(user)
-            for root, dirs, files in os.walk(self.state):
-                for name in [*dirs, *files]:
-                    os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
-            os.chown(self.state, entry.pw_uid, entry.pw_gid)
+            stack = self.settings.stack
+            chown_tree(self.name, self.state, entry.pw_uid, entry.pw_gid, (stack.state_dir, stack.cache_dir))
         heap = self.settings.stack.opensearch_heap
         env = {
             "OPENSEARCH_JAVA_HOME": str(self._java_home()),
