@@ -46,6 +46,23 @@ def search(settings: Settings, text_encoder, query: str, k: int = 3) -> list[dic
              "moment": [h.moment.start, h.moment.end] if h.moment else None} for h in res.hits]
 
 
+def write_config(path: Path, settings: Settings) -> Path:
+    """A config file that points every command at the demo catalogue: `VIDSEARCH_CONFIG=<it>
+    vidsearch search "a guitar"` (or `vidsearch serve`) then reads what the demo indexed. Only the
+    keys the demo changed are written, so environment variables still override them."""
+    idx = settings.indexer
+    # Hand-written TOML (no writer library is installed): JSON strings and arrays of strings are
+    # valid TOML basic strings and arrays, escapes included.
+    q = json.dumps
+    path.write_text("\n".join([
+        "# Written by `vidsearch demo`: the demo catalogue (embedded milvus-lite).",
+        "[milvus]", f"uri = {q(settings.milvus.uri)}", "",
+        "[indexer]", f"sinks = {q(list(idx.sinks))}", f"feature_store = {q(str(idx.feature_store))}", "",
+        "[indexer.media_policy]", f"roots = {q([str(r) for r in idx.media_policy.roots])}", "",
+    ]))
+    return path
+
+
 def run(settings: Settings, workdir: Path, n_stamps: int, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     from vidsearch.connector.app import build_pipeline, build_runner, load_text_encoder, make_sinks
     from vidsearch.connector.sources.file import FileSource
@@ -61,12 +78,18 @@ def run(settings: Settings, workdir: Path, n_stamps: int, progress: Callable[[st
     s = settings.model_copy(update={"indexer": idx})
     jsonl = workdir / "events.jsonl"
     jsonl.write_text("".join(json.dumps({"schema_version": 1, "op": "upsert", "version": 1, **e}) + "\n" for e in events))
+    progress("loading the text model", 0, 1)
     text = load_text_encoder(s)
+    progress("loading the text model", 1, 1)
     source = FileSource(jsonl, s.stack.state_dir, restart=True)
     runner = build_runner(s, build_pipeline(s, make_sinks(s, ("milvus",)), text=text), source)
     runner.batch_max = 4
     runner.on_batch = lambda st: progress("indexing", st.events, len(events))
     stats = runner.run()
-    answers = {q: search(s, text, q) for q in QUERIES}
+    answers = {}
+    for i, q in enumerate(QUERIES):
+        answers[q] = search(s, text, q)
+        progress("answering example queries", i + 1, len(QUERIES))
+    config = write_config(workdir / "vidsearch.toml", s)
     return {"milvus_uri": s.milvus.uri, "videos": len(events), "indexed": stats.indexed, "dead": stats.dead,
-            "seconds": round(stats.wall_s, 1), "queries": answers}
+            "seconds": round(stats.wall_s, 1), "queries": answers, "config": str(config)}

@@ -28,6 +28,20 @@ def stack(settings: Settings) -> Iterator[Stack]:
     yield stack
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_private_milvus_lite_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Embedded catalogues under this session's tmp dirs are served by private milvus-lite
+    servers that outlive their clients for `milvus.lite_idle_s`; stop them when the session ends
+    (only ours: another session's servers live under another base temp dir)."""
+    yield
+    from vidsearch.plugins.milvus import lite
+
+    base = str(tmp_path_factory.getbasetemp())
+    for server in lite.servers():
+        if server["file"].startswith(base):
+            lite.stop(server["file"])
+
+
 @pytest.fixture
 def unique_name(request: pytest.FixtureRequest) -> str:
     """A fresh name per test for a topic, index or collection (lowercase: OpenSearch needs it)."""

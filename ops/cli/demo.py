@@ -1,7 +1,9 @@
-"""`vidsearch demo`: the README's first command (embedded defaults, no servers)."""
+"""`vidsearch demo`: the README's first command (embedded defaults, no servers), ending with
+what to run next on the catalogue it built."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -16,15 +18,20 @@ def demo(
     ctx: typer.Context,
     stamps: Annotated[int, typer.Option(help="How many Tux Paint stamps to render as videos.")] = 24,
     workdir: Annotated[Path | None, typer.Option(help="Where the catalogue and features go (default: cache).")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="Then serve the results page on the demo catalogue.")] = False,
+    port: Annotated[int | None, typer.Option(help="With --serve: the port (default: settings.retrieval.api_port).")] = None,
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Build a catalogue from real packaged media, index it into milvus-lite, run example queries."""
-    from vidsearch.ops.demo import run
+    """Build a catalogue from real packaged media, index it into milvus-lite, run example queries,
+    and write a config file (`<workdir>/vidsearch.toml`) that points search and serve at it."""
+    from vidsearch.ops.demo import QUERIES, run
+    from vidsearch.plugins.milvus.lite import catalogue_path
 
-    settings = state(ctx).settings
-    workdir = workdir or settings.stack.cache_dir / "demo"
-    if not is_embedded(settings.milvus.uri):
-        settings = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"uri": str(workdir / "vidsearch.db")})})
+    cli = state(ctx)
+    settings = cli.settings
+    workdir = (workdir or settings.stack.cache_dir / "demo").absolute()
+    uri = str(catalogue_path(settings.milvus.uri)) if is_embedded(settings.milvus.uri) else str(workdir / "vidsearch.db")
+    settings = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"uri": uri})})
     tasks: dict[str, int] = {}
     with Progress(console=console, disable=json) as bar:
         def progress(label: str, done: int, total: int) -> None:
@@ -35,9 +42,26 @@ def demo(
         report = run(settings, workdir, stamps, progress)
     if json:
         print_json(report)
-        return
+    else:
+        _print_report(report, settings.retrieval.api_host, port or settings.retrieval.api_port, QUERIES[-1])
+    if serve:
+        from vidsearch.ops.cli.search import serve as serve_command
+        from vidsearch.ops.settings import load_settings
+
+        # exactly what `VIDSEARCH_CONFIG=<config> vidsearch serve` would load
+        cli.settings = load_settings(report["config"])
+        serve_command(ctx, host=None, port=port)
+
+
+def _print_report(report: dict, host: str, port: int, example: str) -> None:
     console.print(f"indexed {report['indexed']} of {report['videos']} videos into {report['milvus_uri']} in {report['seconds']}s")
     for query, hits in report["queries"].items():
         console.print(f"[bold]{query!r}[/bold]")
         for h in hits:
             console.print(f"   {h['score']:.4f}  {h['title']}  ({h['video_id']})")
+    config = shlex.quote(report["config"])
+    console.print("\n[bold]Next:[/bold] point vidsearch at the demo catalogue, then search it or serve the results page:")
+    console.print(f"  export VIDSEARCH_CONFIG={config}", highlight=False)
+    console.print(f"  vidsearch search {shlex.quote(example)}", highlight=False)
+    console.print(f"  vidsearch serve            # then open http://{host}:{port}/", highlight=False)
+    console.print("  (or in one step: vidsearch demo --serve)", highlight=False)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from vidsearch.ops.cli import bench, dataset, demo, encode, ingest, model, models, search, stack, workers
-from vidsearch.ops.cli.context import CliState, console, print_json, state
+from vidsearch.ops.cli import bench, context, dataset, demo, doctor, encode, ingest, lite, model, models, search, stack, workers
+from vidsearch.ops.cli.context import CliState, console, crash, print_json, state
 from vidsearch.ops.errors import ConfigError
 from vidsearch.ops.logs import setup_logging
 from vidsearch.ops.settings import load_settings
@@ -37,6 +37,8 @@ app.add_typer(search.plugins_app, name="plugins")
 app.add_typer(search.ncl_app, name="ncl")
 app.add_typer(models.models_app, name="models")
 app.add_typer(models.reembed_app, name="reembed")
+app.command("doctor")(doctor.doctor)
+app.add_typer(lite.app, name="lite")
 config_app = typer.Typer(help="Inspect the effective configuration.")
 app.add_typer(config_app, name="config")
 
@@ -48,15 +50,20 @@ def root(
         Path | None,
         typer.Option("--config", "-c", help="TOML config file (default: $VIDSEARCH_CONFIG).", envvar="VIDSEARCH_CONFIG"),
     ] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR (implies -v).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Logs, library warnings and tracebacks on stderr too.")] = False,
 ) -> None:
+    """Logs go to <state_dir>/logs/vidsearch.log; the terminal shows progress, results and
+    one-line errors unless -v."""
     try:
         settings = load_settings(config)
     except ConfigError as exc:
         console.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    setup_logging(log_level or settings.log_level)
-    ctx.obj = CliState(settings=settings)
+    log_file = setup_logging(log_level or settings.log_level, settings.stack.state_dir / "logs" / "vidsearch.log",
+                             verbose=verbose or log_level is not None)
+    ctx.obj = CliState(settings=settings, log_file=log_file, verbose=verbose or log_level is not None)
+    context.current.update(log_file=log_file, verbose=verbose or log_level is not None)  # for crash()
 
 
 @config_app.command("show")
@@ -66,4 +73,10 @@ def config_show(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, traceback in the log
+        raise SystemExit(crash(exc)) from None

@@ -146,7 +146,12 @@ class MilvusStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = self.connect()
+            client = self.connect()
+            # A collection reopened by a (re)started server is released; load it before the
+            # first search rather than failing it (`make_client` clients also retry on it).
+            if hasattr(client, "ensure_loaded"):
+                client.ensure_loaded(self.collection)
+            self._client = client
         return self._client
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
