@@ -1,4 +1,4 @@
-"""Training of the balanced model: L = L_bi + a*L_v + b*L_t + c*L_a + g*L_ms (DESIGN.md section 6).
+"""Training of the balanced model: L = L_bi + a*L_v + b*L_t + c*L_a + g*L_ms (docs/architecture.md, "Algorithms").
 
 Inputs are precomputed base features, so an epoch over a few hundred videos takes well under a
 second on 2 cores; early stopping on validation R@sum picks the epoch. `fusion_plain` is the same
@@ -42,7 +42,7 @@ class TrainConfig:
     c_audio: float = 0.25
     g_shuffle: float = 0.3
     shuffles: int = 4
-    shuffle_gate_grad: bool = False  # chosen on validation (see the closing note of #4)
+    shuffle_gate_grad: bool = False  # chosen on the validation split with `vidsearch ablation`: letting L_ms train the gate costs text-rich recall
     margin: Literal["dynamic", "signed", "fixed", "none"] = "dynamic"
     margin_scale: float = 0.5
     fixed_margin: float = 0.1
@@ -175,7 +175,7 @@ def _step(video: VideoTower, query: QueryTower, cfg: TrainConfig, gen: torch.Gen
     bias = None
     if cfg.ncl_train:  # NCL at train time: biases from this batch's queries plus a queue of past ones
         bank = torch.cat([q.detach(), queue])
-        bias = sinkhorn_biases(bank @ m.detach().T, cfg.tau, iters=50, tol=1e-4).beta
+        bias = torch.from_numpy(sinkhorn_biases(bank @ m.detach().T, cfg.tau, iters=50, tol=1e-4).beta)
         queue = torch.cat([q.detach(), queue])[: cfg.ncl_queue]
     loss = negnce(scores, cfg.tau) if cfg.negnce else info_nce_bi(scores, cfg.tau, same, bias)
     s_qv = q @ f_v.T

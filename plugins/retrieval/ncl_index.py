@@ -1,4 +1,4 @@
-"""Recompute NCL biases for a whole index: the function the beat schedule runs (issue #7).
+"""Recompute NCL biases for a whole index: the function the beat schedule runs.
 
 bank (query log, or the model's training queries) x every video's fused vector -> Sinkhorn ->
 beta_j -> each store's `vec_ncl` = [fused; tau*beta_j]. Rewrites keep each document's own
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from vidsearch.encoders.balanced.ncl import half_step_beta, sinkhorn_biases
 from vidsearch.plugins.milvus.client import iter_rows
@@ -53,8 +52,8 @@ class NclState:
         """tau * beta from one half-step with the current u (0 for an empty vector)."""
         if not np.any(fused):
             return 0.0
-        scores = torch.from_numpy((self.bank @ fused.astype(np.float32))[:, None])
-        beta = half_step_beta(torch.from_numpy(self.log_u), scores, self.tau, self.n_videos)
+        scores = (self.bank @ fused.astype(np.float32))[:, None]
+        beta = half_step_beta(self.log_u, scores, self.tau, self.n_videos)
         return float(self.tau * beta[0])
 
     def save(self, path: Path) -> None:
@@ -120,9 +119,9 @@ def compute_bias(vectors: dict[str, np.ndarray], bank: np.ndarray, tau: float) -
     ids = list(vectors)
     mat = np.stack([vectors[i] for i in ids]).astype(np.float32)
     bank = bank.astype(np.float32)
-    res = sinkhorn_biases(torch.from_numpy(bank @ mat.T), tau, iters=500, tol=1e-5)
-    beta = res.beta.numpy()
-    state = NclState(bank, res.log_u.numpy().astype(np.float32), tau, len(ids))
+    res = sinkhorn_biases(bank @ mat.T, tau, iters=500, tol=1e-5)
+    beta = res.beta
+    state = NclState(bank, res.log_u.astype(np.float32), tau, len(ids))
     return {vid: float(tau * b) for vid, b in zip(ids, beta, strict=True)}, state
 
 
