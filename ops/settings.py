@@ -12,8 +12,10 @@ change a port and the clients can never point somewhere the stack did not start.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
@@ -55,6 +57,10 @@ class OpenSearchSettings(_Section):
     verify_certs: bool = True
     ca_certs: Path | None = None
     timeout_s: float = 30.0
+    # One `_bulk` request carries at most this many bytes (a batch is split across requests);
+    # far under OpenSearch's default http.max_content_length of 100 MB. A single document
+    # larger than this is dead-lettered.
+    bulk_max_bytes: int = Field(10 * 1024**2, ge=64 * 1024)
 
 
 class MilvusSettings(_Section):
@@ -68,6 +74,9 @@ class MilvusSettings(_Section):
     # the shared channel. 5 min keeps both Milvus and milvus-lite happy; lower it for a proxy
     # that drops idle connections sooner.
     keepalive_ms: int = 300_000
+    # Embedded catalogues are served by a private milvus-lite server shared by every process
+    # (plugins/milvus/lite.py); it exits this long after its last client process ended.
+    lite_idle_s: float = Field(300.0, ge=1)
 
 
 class RedisSettings(_Section):
@@ -90,6 +99,12 @@ class MediaSettings(_Section):
     scene_threshold: float = 0.06
     scene_relative: float = 2.0
     frame_max_side: int = 640
+    # Demuxers FFmpeg may pick (by content, never by file name); anything else is refused before
+    # its header is read. Playlists (hls), concat scripts, image sequences, lavfi, tee and data
+    # are never allowed, whatever this says: they make FFmpeg open other files.
+    container_formats: tuple[str, ...] = (
+        "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "mpegts", "avi", "flv", "ogg", "wav", "mp3")
+    thumbnail_max_decode_s: float = Field(5.0, gt=0)  # the API decodes one frame per request
 
 
 class EncoderSettings(_Section):
@@ -118,9 +133,26 @@ class MediaPolicySettings(_Section):
     allow_http: bool = False
     http_hosts: tuple[str, ...] = ()
     http_max_bytes: int = 512 * 1024**2
-    http_timeout_s: float = 60.0
+    http_timeout_s: float = 60.0  # per connect / read / write
+    http_total_timeout_s: float = Field(600.0, gt=0)  # the whole download, headers to last byte
     allow_private_networks: bool = False
     download_dir: Path | None = None
+
+
+class EventLimitSettings(_Section):
+    """Bounds on what one untrusted event may make the indexer parse, allocate, store or
+    dead-letter. String fields are also bounded in UTF-8 bytes by the schema itself, to the
+    stores' column limits (see connector/events.py)."""
+
+    extra_max_depth: int = Field(8, ge=1)  # nesting of pass-through (unknown) fields
+    extra_max_bytes: int = Field(64 * 1024, ge=2)  # all pass-through fields, as compact JSON
+    extra_max_keys: int = Field(256, ge=0)  # object keys, counted through every level
+    extra_key_max_chars: int = Field(128, ge=1)
+    features_max_bytes: int = Field(64 * 1024**2, ge=1024)  # a features record, inflated, in all
+    features_max_array_bytes: int = Field(32 * 1024**2, ge=1024)  # one array of it
+    features_max_meta_bytes: int = Field(8 * 1024**2, ge=1024)  # its JSON metadata
+    features_max_keyframes: int = Field(1024, ge=1)
+    dlq_max_bytes: int = Field(900_000, ge=16 * 1024)  # one DLQ record; Kafka's default broker limit is ~1 MB
 
 
 class IndexerSettings(_Section):
@@ -144,9 +176,13 @@ class IndexerSettings(_Section):
     retry_attempts: int = 4
     retry_max_wait_s: float = 2.0
     unavailable_backoff_s: float = 2.0
+    # Kafka evicts a member that does not poll for this long; the runner keeps polling (paused)
+    # during long batches and outages, so this bounds nothing but a hung process.
+    max_poll_interval_ms: int = 300_000
     metrics_port: int | None = None
     status_interval_s: float = 2.0
     media_policy: MediaPolicySettings = MediaPolicySettings()
+    limits: EventLimitSettings = EventLimitSettings()
 
 
 class RetrievalSettings(_Section):
@@ -167,6 +203,15 @@ class RetrievalSettings(_Section):
     ncl_tau: float = Field(0.05, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    # HTTP API hardening (see ops/api/security.py). Host allow-list: None means the bound host,
+    # localhost, 127.0.0.1 and [::1] (stops DNS rebinding); a "*" entry turns the check off.
+    api_allowed_hosts: tuple[str, ...] | None = None
+    api_token: SecretStr | None = None  # None: no auth, and then only a loopback bind is allowed...
+    api_allow_unauthenticated_remote: bool = False  # ...unless this is set
+    api_cors_origins: tuple[str, ...] = ()  # empty: no CORS headers at all
+    api_max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024**2)
+    log_queries: bool = False  # append served queries to the query log (NCL bank): opt-in
+    expose_media_paths: bool = False  # hits keep their stored media_uri instead of the API's media URL
 
 
 class ReembedSettings(_Section):
@@ -176,6 +221,9 @@ class ReembedSettings(_Section):
     chunks: int = Field(8, ge=1, le=1024)  # sliced-scroll slices = chord members
     batch_size: int = Field(256, ge=1)
     min_overlap: float = Field(0.2, ge=0, le=1.01)  # validation gate: mean top-10 overlap old vs new
+    # Videos that cannot be re-embedded (corrupt features, bad media) are skipped and reported;
+    # the gate still swaps when at most this fraction of the catalogue was skipped.
+    max_failed_fraction: float = Field(0.01, ge=0, le=1)
     gate_queries: int = Field(20, ge=0)
     retention_s: float = Field(7 * 24 * 3600.0, ge=0)  # the old version stays this long for rollback
     visibility_timeout_s: float = Field(3600.0, ge=5)  # a killed worker's chunk is redelivered after this
@@ -256,8 +304,39 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     def public_dict(self) -> dict[str, Any]:
-        """JSON-ready view with every secret masked (SecretStr dumps as '**********')."""
-        return self.model_dump(mode="json")
+        """JSON-ready view with every secret masked: SecretStr dumps as '**********', and a
+        password written into any URL-valued string (`redis://:pw@host`) becomes '***'."""
+        return mask_url_credentials(self.model_dump(mode="json"))
+
+
+_SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "key", "auth")
+
+
+def _mask_url(text: str) -> str:
+    if "://" not in text:
+        return text
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # malformed (e.g. a bad IPv6 host): still mask a user:password@ part
+        return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", text)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if at and ":" in userinfo else parts.netloc
+    pairs = [p.partition("=") for p in parts.query.split("&")] if parts.query else []
+    query = "&".join(k + eq + ("***" if eq and any(w in k.lower() for w in _SECRET_QUERY_KEYS) else v)
+                     for k, eq, v in pairs)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return text
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def mask_url_credentials(value: Any) -> Any:
+    """Mask the password of every URL-shaped string in a JSON-ready structure (userinfo and
+    secret-named query parameters), so `config show` never prints a credential a URL carries."""
+    if isinstance(value, dict):
+        return {k: mask_url_credentials(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_url_credentials(v) for v in value]
+    return _mask_url(value) if isinstance(value, str) else value
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
