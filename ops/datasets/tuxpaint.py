@@ -4,7 +4,7 @@ One short mp4 per captioned PNG stamp (stamps.render: pan/zoom frames + the stam
 never the spoken description). The query is the English caption; identical captions are
 co-relevant. Half the videos are `text_rich` (title/description carry the stamp's name, its
 category or a non-English caption, never the English caption), half are `text_poor` (a camera
-file name, no description), which is what modality balance is for (DESIGN.md section 5).
+file name, no description), which is what modality balance is for (docs/architecture.md, "Data").
 
 Splits are by caption hash, so co-relevant stamps never straddle train and test. Everything is a
 pure function of the package contents, so two builds give the same folder; rendering is cached.

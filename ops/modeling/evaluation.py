@@ -1,6 +1,6 @@
 """`vidsearch eval`: retrieval metrics per config and subset, plus the modality-reliance diagnostic.
 
-Configs (issue #4): text_only (title + description + ASR + OCR text vectors), naive_fusion (the
+Configs (the balanced-model ablation): text_only (title + description + ASR + OCR text vectors), naive_fusion (the
 documented default: mean of modality vectors), fusion_plain (trained without shuffle or margin),
 balanced (shuffle + dynamic margin), balanced_ncl (balanced, ranked with NCL biases from the
 training-query bank).
@@ -100,7 +100,7 @@ def model_configs(model_dir: Path | None) -> dict[str, Callable[[Split, list[Vid
 
 def evaluate(ds: Dataset, features: dict[str, VideoFeatures], settings: Settings, model_dir: Path | None,
              split: str = "test", retrieval_store: str | None = None) -> dict:
-    """`retrieval_store` (milvus-lite, milvus or opensearch) adds the retrieval rows of issue #6."""
+    """`retrieval_store` (milvus-lite, milvus or opensearch) adds the retrieval rows."""
     text = load_text_encoder(settings.encoders.text_model, settings.encoders.threads, settings.encoders.batch_size)
     sp, ids = make_split(ds, split, features, text)
     feats = [features[i] for i in ids]

@@ -1,4 +1,4 @@
-"""Retrieval rows of `vidsearch eval` (issue #6): the dataset's split indexed into a real store
+"""Retrieval rows of `vidsearch eval`: the dataset's split indexed into a real store
 through the same sinks as the indexer, then searched through the same retriever as the API.
 
 Rows: bm25, dense (k-NN on the fused vector), rrf, convex, dynamic_margin, and opensearch_hybrid

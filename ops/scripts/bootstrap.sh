@@ -16,7 +16,7 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v mvn >/dev/null || need_apt+=(maven)
 ls /usr/lib/jvm/*/release >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
-# Real media and speech for tests, benchmarks and the demo (DESIGN.md section 5).
+# Real media and speech for tests, benchmarks and the demo (docs/architecture.md, "Data").
 [ -d /usr/share/tuxpaint/stamps ] || need_apt+=(tuxpaint-stamps-default)
 [ -d /usr/share/doc/opencv-doc/examples/data ] || need_apt+=(opencv-doc)
 [ -d /usr/share/pocketsphinx/test/data/librivox ] || need_apt+=(pocketsphinx-testdata)

@@ -4,7 +4,7 @@ and a small tombstone collection (Milvus has no conditional writes; see the sink
 
 Vectors are unit length, so the IP metric ranks exactly as cosine; unlike COSINE it also accepts
 the zero vector a missing modality (no speech, no on-screen text) is stored as, scoring it 0.
-IP is also what NCL's bias folding needs (`[v; tau*beta]`, DESIGN.md section 6)."""
+IP is also what NCL's bias folding needs (`[v; tau*beta]`; docs/architecture.md, "Algorithms")."""
 
 from __future__ import annotations
 

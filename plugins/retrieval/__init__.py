@@ -1,1 +1,1 @@
-"""The hybrid retriever (DESIGN.md section 6): routes (BM25, k-NN per store), fusion, NCL, moments."""
+"""The hybrid retriever (docs/architecture.md, "Algorithms"): routes (BM25, k-NN per store), fusion, NCL, moments."""
