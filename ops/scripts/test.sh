@@ -28,8 +28,9 @@ fi
 "$bin/pytest" "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
-  echo "pytest collected no tests (exit 5) for: $*" >&2
-  rc=0
+  # pytest's exit 5: no test was collected. A test run that tests nothing is a failure, never a
+  # pass (a broken conftest or a wrong -k/-m would otherwise turn CI green).
+  echo "pytest collected no tests (exit 5) for arguments: ${*:-<none>}; failing" >&2
 fi
 if [ "$rc" -ne 0 ]; then
   "$vs" stack status >&2 || show_failed_logs
