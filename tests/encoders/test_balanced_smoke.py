@@ -26,6 +26,7 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # ~100 s on a cold cache: renders Tux Paint stamps and extracts features
 def test_dataset_build_is_complete_and_cached(small_dataset: Path) -> None:
     ds = load_dataset(small_dataset)
     assert len(ds.videos) == 40

@@ -21,6 +21,7 @@ VIDSEARCH = str(Path(sys.executable).parent / "vidsearch")
 NOISE = re.compile(r"Traceback|WARNING|Warning:|grpc|AllocTimestamp|Method not implemented", re.IGNORECASE)
 
 
+@pytest.mark.slow  # ~50 s: renders and indexes the demo catalogue
 def test_demo_indexes_real_media_and_answers(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     env = {**os.environ, "VIDSEARCH_MILVUS__URI": str(db), "VIDSEARCH_STACK__STATE_DIR": str(tmp_path / "state"),

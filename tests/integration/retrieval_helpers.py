@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from vidsearch.connector.app import make_sinks
 from vidsearch.connector.bulk import Item, write_items
 from vidsearch.encoders.features import VideoFeatures
@@ -64,3 +63,17 @@ def load(settings: Settings, text, media: Path | None = None, sinks: tuple[str, 
 
         make_client(settings.opensearch).indices.refresh(index=settings.indexer.index_prefix)
     return list(CATALOGUE)
+
+
+def drop_catalogue(s: Settings) -> None:
+    """Remove what a test created: the collection alias, then the index and collection of its version."""
+    from vidsearch.ops.reembed.swap import drop_version
+    from vidsearch.plugins.milvus.client import make_client
+
+    client = make_client(s.milvus, timeout=30.0)
+    try:
+        if s.indexer.collection_prefix in client.list_aliases().get("aliases", []):
+            client.drop_alias(alias=s.indexer.collection_prefix)
+    finally:
+        client.close()
+    drop_version(s, s.indexer.model_version)

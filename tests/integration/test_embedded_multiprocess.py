@@ -57,6 +57,7 @@ def _wait_health(base: str, proc: subprocess.Popen, timeout: float = 300.0) -> N
     raise AssertionError("vidsearch serve did not answer /health")
 
 
+@pytest.mark.slow  # ~40 s: several CLI processes, each loading the text model
 def test_ingest_search_and_serve_share_one_embedded_catalogue(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
     env = {**os.environ, "VIDSEARCH_MILVUS__URI": str(db), "VIDSEARCH_STACK__STATE_DIR": str(tmp_path / "state"),

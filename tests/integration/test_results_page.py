@@ -19,14 +19,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from tests.integration.retrieval_helpers import CATALOGUE, FILLER, features, scoped
 from vidsearch.connector.app import make_sinks
 from vidsearch.connector.bulk import Item, write_items
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.speech import Segment
 from vidsearch.ops.datasets.clips import real_clips
 from vidsearch.ops.settings import Settings
+
+from tests.integration.retrieval_helpers import (
+    CATALOGUE,
+    FILLER,
+    drop_catalogue,
+    features,
+    scoped,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 
@@ -56,19 +62,6 @@ def _hostile(text, media: Path) -> VideoFeatures:  # noqa: ANN001 - TextEncoder
                          has_audio=True)
 
 
-def _drop(s: Settings) -> None:
-    from vidsearch.ops.reembed.swap import drop_version
-    from vidsearch.plugins.milvus.client import make_client
-
-    client = make_client(s.milvus, timeout=30.0)
-    try:
-        if s.indexer.collection_prefix in client.list_aliases().get("aliases", []):
-            client.drop_alias(alias=s.indexer.collection_prefix)
-    finally:
-        client.close()
-    drop_version(s, s.indexer.model_version)
-
-
 @pytest.fixture(scope="module")
 def page_settings(stack: object, settings: Settings) -> Iterator[Settings]:
     from vidsearch.encoders.text import MiniLMEncoder
@@ -87,7 +80,7 @@ def page_settings(stack: object, settings: Settings) -> Iterator[Settings]:
         make_client(s.opensearch).indices.refresh(index=s.indexer.index_prefix)
         yield s
     finally:
-        _drop(s)
+        drop_catalogue(s)
 
 
 def _free_port() -> int:
@@ -100,7 +93,6 @@ def _free_port() -> int:
 def _serve(s: Settings) -> Iterator[str]:
     """The real app (retriever on the real stores) under uvicorn on a free loopback port."""
     import uvicorn
-
     from vidsearch.ops.api.app import create_app
     from vidsearch.plugins.retrieval.build import build_retriever
 

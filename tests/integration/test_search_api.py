@@ -15,31 +15,17 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
 from pydantic import SecretStr
-
-from tests.integration.retrieval_helpers import load, scoped
 from vidsearch.ops.api.app import create_app
 from vidsearch.ops.datasets.clips import real_clips
 from vidsearch.ops.settings import Settings
 from vidsearch.plugins.retrieval.build import build_retriever
 from vidsearch.plugins.retrieval.query_log import QueryLog
 
+from tests.integration.retrieval_helpers import drop_catalogue, load, scoped
+
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 LOCAL = "http://127.0.0.1"  # a Host the default allow-list accepts (TestClient's own is "testserver")
-
-
-def _drop(s: Settings) -> None:
-    from vidsearch.ops.reembed.swap import drop_version
-    from vidsearch.plugins.milvus.client import make_client
-
-    client = make_client(s.milvus, timeout=30.0)
-    try:
-        if s.indexer.collection_prefix in client.list_aliases().get("aliases", []):
-            client.drop_alias(alias=s.indexer.collection_prefix)
-    finally:
-        client.close()
-    drop_version(s, s.indexer.model_version)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +41,7 @@ def api_settings(stack: object, settings: Settings, tmp_path_factory: pytest.Tem
         load(s, text, media=clip)
         yield s, clip
     finally:
-        _drop(s)
+        drop_catalogue(s)
 
 
 def _with(s: Settings, **retrieval: object) -> Settings:

@@ -285,13 +285,12 @@ def test_download_has_a_total_deadline(server: tuple[int, type[_Handler]], resol
     port, handler = server
     handler.drip_s = 0.05
     resolver["media.test"] = ["127.0.0.1"]
-    started = time.monotonic()
+    # "took longer than" is the total deadline's own error (a per-read timeout says otherwise)
     with pytest.raises(MediaPolicyError, match="took longer than"):
         with media_policy.local_media(
             f"http://media.test:{port}/slow.mp4", _policy(http_timeout_s=5.0, http_total_timeout_s=0.5)
         ):
             pytest.fail("the block must not run")
-    assert time.monotonic() - started < 2.0
 
 
 def test_download_size_limit_and_http_errors(server: tuple[int, type[_Handler]], resolver: dict[str, list[str]]) -> None:
