@@ -13,6 +13,7 @@ raises only `FeatureFormatError` (or its `FeatureLimitError`), never MemoryError
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -27,7 +28,6 @@ from typing import IO, Any
 import numpy as np
 from numpy.lib import format as npy_format
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from vidsearch.encoders.errors import EncoderError
 from vidsearch.encoders.ocr import OcrLine
 from vidsearch.encoders.speech import Segment
@@ -83,6 +83,7 @@ class _Header:
     fortran_order: bool
     dtype: np.dtype
     nbytes: int
+    data_offset: int = 0  # where the data starts in the member: read once, skipped on the second open
 
 
 class _SegmentMeta(BaseModel):
@@ -226,8 +227,8 @@ class _RecordReader:
 
     def header(self, key: str) -> _Header:
         with self._open(key) as fp:
-            head = _read_header(fp, key)
-            size = self.members[key].file_size - fp.tell()
+            head = dataclasses.replace(_read_header(fp, key), data_offset=fp.tell())
+            size = self.members[key].file_size - head.data_offset
         cap = self.limits.max_meta_bytes if key == META else self.limits.max_array_bytes
         if head.nbytes > cap:
             raise FeatureLimitError(f"features.{key}: shape {head.shape} of {head.dtype} is {head.nbytes} bytes, over the {cap}-byte limit")
@@ -238,7 +239,8 @@ class _RecordReader:
     def array(self, key: str, head: _Header) -> np.ndarray:
         try:
             with self._open(key) as fp:
-                _read_header(fp, key)
+                if len(fp.read(head.data_offset)) != head.data_offset:  # the header checked by header()
+                    raise FeatureFormatError(f"features.{key}: member shorter than its header")
                 buf = fp.read(head.nbytes)
                 if len(buf) != head.nbytes or fp.read(1):  # the last read also checks the CRC
                     raise FeatureFormatError(f"features.{key}: member length does not match its header")
