@@ -8,7 +8,8 @@ top-k class names (docs/architecture.md, "Models"). Any backbone with the same i
 from __future__ import annotations
 
 import contextlib
-import sys
+import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,6 +22,8 @@ from vidsearch.encoders.errors import MissingExtraError
 from vidsearch.encoders.runtime import configure_threads
 from vidsearch.encoders.text import TextEncoder, normalize_rows
 from vidsearch.encoders.versioning import version_id
+
+log = logging.getLogger(__name__)
 
 INPUT_SIZE = 224
 N_CLASSES = 1000
@@ -81,9 +84,12 @@ def load_efficientnet():  # -> torch.nn.Module
     except ImportError as exc:
         raise MissingExtraError("efficientnet-lite-pytorch") from exc
     # weights_path is mandatory: without it the package tries to download them. The package
-    # print()s on load; keep stdout clean for `--json` consumers.
-    with contextlib.redirect_stdout(sys.stderr):
+    # print()s on load: capture it into the log, so neither stdout (`--json`) nor the terminal
+    # gets a line nobody asked for.
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
         net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(efficientnet_weights()))
+    log.debug("efficientnet loaded output=%s", printed.getvalue().strip())
     return net.eval()
 
 
