@@ -3,6 +3,8 @@ sinks into OpenSearch and Milvus (and optionally an embedded milvus-lite file)."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +79,35 @@ def drop_catalogue(s: Settings) -> None:
     finally:
         client.close()
     drop_version(s, s.indexer.model_version)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_app(s: Settings) -> Iterator[str]:
+    """The real app (retriever on the real stores) under uvicorn on a free loopback port."""
+    import threading
+    import time
+
+    import uvicorn
+    from vidsearch.ops.api.app import create_app
+    from vidsearch.plugins.retrieval.build import build_retriever
+
+    srv = uvicorn.Server(uvicorn.Config(create_app(build_retriever(s), s), host="127.0.0.1", port=_free_port(), log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not srv.started:
+        time.sleep(0.1)
+    assert srv.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{srv.config.port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)

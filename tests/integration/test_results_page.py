@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +28,7 @@ from tests.integration.retrieval_helpers import (
     drop_catalogue,
     features,
     scoped,
+    serve_app,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
@@ -83,38 +80,9 @@ def page_settings(stack: object, settings: Settings) -> Iterator[Settings]:
         drop_catalogue(s)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def _serve(s: Settings) -> Iterator[str]:
-    """The real app (retriever on the real stores) under uvicorn on a free loopback port."""
-    import uvicorn
-    from vidsearch.ops.api.app import create_app
-    from vidsearch.plugins.retrieval.build import build_retriever
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(build_retriever(s), s), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not srv.started:
-        time.sleep(0.1)
-    assert srv.started, "uvicorn did not start"
-    try:
-        yield url
-    finally:
-        srv.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def server(page_settings: Settings) -> Iterator[str]:
-    with _serve(page_settings) as url:
+    with serve_app(page_settings) as url:
         yield url
 
 
@@ -308,7 +276,7 @@ def test_stores_down_say_so_and_what_to_run(page_settings: Settings, browser: An
     down = page_settings.model_copy(update={
         "opensearch": page_settings.opensearch.model_copy(update={"url": "http://127.0.0.1:1"}),
         "milvus": page_settings.milvus.model_copy(update={"uri": "http://127.0.0.1:1"})})
-    with _serve(down) as url:
+    with serve_app(down) as url:
         _desktop(browser, url + "/?q=a+kitten+playing")  # a shared link: the page searches on load
         box = _wait(browser, lambda dr: dr.find_elements(By.ID, "unavailable"))[0]
         assert "The search stores are unavailable" in box.text and "vidsearch stack up" in box.text
@@ -321,7 +289,7 @@ def test_missing_catalogue_says_how_to_create_it(page_settings: Settings, browse
     from selenium.webdriver.common.by import By
 
     nothing = scoped(page_settings, f"t_none_{uuid.uuid4().hex[:8]}")  # stores up, no index or collection
-    with _serve(nothing) as url:
+    with serve_app(nothing) as url:
         _desktop(browser, url + "/?q=a+kitten")
         box = _wait(browser, lambda dr: dr.find_elements(By.ID, "unavailable"))[0]
         assert "has not been set up" in box.text and "vidsearch plugins install" in box.text, box.text
@@ -333,7 +301,7 @@ def test_token_pasted_once_authorizes_search_and_media(page_settings: Settings, 
 
     secret = f"tok-{uuid.uuid4().hex}"
     guarded = page_settings.model_copy(update={"retrieval": page_settings.retrieval.model_copy(update={"api_token": SecretStr(secret)})})
-    with _serve(guarded) as url:
+    with serve_app(guarded) as url:
         _desktop(browser, url + "/")
         assert not _search(browser, "a kitten playing")
         box = browser.find_element(By.ID, "token-box")

@@ -4,14 +4,10 @@ real clip streamed only inside the media roots, token auth and the query-log opt
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -22,7 +18,7 @@ from vidsearch.ops.settings import Settings
 from vidsearch.plugins.retrieval.build import build_retriever
 from vidsearch.plugins.retrieval.query_log import QueryLog
 
-from tests.integration.retrieval_helpers import drop_catalogue, load, scoped
+from tests.integration.retrieval_helpers import drop_catalogue, load, scoped, serve_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 LOCAL = "http://127.0.0.1"  # a Host the default allow-list accepts (TestClient's own is "testserver")
@@ -155,32 +151,11 @@ def test_stores_down_degrade_or_503_never_500(api_settings) -> None:  # noqa: AN
     assert health.json()["status"] == "degraded" and "127.0.0.1:1" not in health.text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(api_settings) -> Iterator[str]:  # noqa: ANN001
-    import uvicorn
-
     s, _ = api_settings
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(build_retriever(s), s), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    yield url
-    srv.should_exit = True
-    thread.join(10)
+    with serve_app(s) as url:
+        yield url
 
 
 def test_results_page_in_headless_chromium(server: str) -> None:

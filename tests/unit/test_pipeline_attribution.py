@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from vidsearch.connector.documents import IndexDoc, Operation
+from vidsearch.connector.documents import Operation
 from vidsearch.connector.encoding import EventEncoder
 from vidsearch.connector.errors import StoreUnavailableError
 from vidsearch.connector.messages import DeadLetter, Message
