@@ -8,7 +8,7 @@ package found under these folders" in pyproject.toml alone, hence this small fil
 
 from setuptools import find_packages, setup
 
-ROOTS = ("connector", "encoders", "plugins", "ops")
+ROOTS = ("core", "connector", "encoders", "plugins", "ops")
 
 packages = [f"vidsearch.{pkg}" for pkg in find_packages(include=[f"{r}*" for r in ROOTS]) if pkg.split(".")[0] in ROOTS]
 

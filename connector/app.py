@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from vidsearch.connector.encoding import EventEncoder
+from vidsearch.encoders.serving import load_text_encoder
 from vidsearch.connector.errors import ConnectorDeploymentError
 from vidsearch.connector.feature_store import FileFeatureStore
 from vidsearch.connector.metrics import Metrics
@@ -15,19 +16,7 @@ from vidsearch.connector.pipeline import Pipeline
 from vidsearch.connector.runner import Runner
 from vidsearch.connector.sinks.base import Sink
 from vidsearch.connector.sources.base import Source
-from vidsearch.ops.settings import Settings
-
-
-def load_text_encoder(settings: Settings):  # -> TextEncoder
-    """onnxruntime when configured (no torch at serving time), else sentence-transformers."""
-    cfg = settings.encoders
-    if cfg.backend == "onnx":
-        from vidsearch.encoders.onnx.serve import load_onnx_encoders
-
-        return load_onnx_encoders(settings)[0]
-    from vidsearch.encoders.text import load_text_encoder as load
-
-    return load(cfg.text_model, cfg.threads, cfg.batch_size)
+from vidsearch.core.settings import Settings
 
 
 def make_sinks(settings: Settings, names: tuple[str, ...] | None = None, versions=None) -> list[Sink]:  # noqa: ANN001
@@ -49,21 +38,6 @@ def make_sinks(settings: Settings, names: tuple[str, ...] | None = None, version
 
 def feature_store(settings: Settings) -> FileFeatureStore:
     return FileFeatureStore(settings.indexer.feature_store or settings.stack.state_dir / "features")
-
-
-def registry_routing(settings: Settings):  # -> (VersionSource, ModelSource)
-    """Write targets and the embedding model, both following the model registry."""
-    from vidsearch.ops.registry.embedders import embedder_for
-    from vidsearch.ops.registry.registry import ModelRegistry
-    from vidsearch.ops.registry.routing import CachedVersions
-
-    registry = ModelRegistry(settings)
-    versions = CachedVersions(registry)
-
-    def model():  # noqa: ANN202
-        return [(v, embedder_for(registry.get(v))) for v in versions()]
-
-    return versions, model
 
 
 # Import names of what decoding and encoding real media needs -> the package that provides it.

@@ -7,9 +7,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from vidsearch.connector.errors import StoreUnavailableError
+from vidsearch.core.errors import StoreUnavailableError
 from vidsearch.connector.kafka.config import kafka_client_config
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 ERROR_HEADERS = {"x-error-class", "x-error-message", "x-error-stage", "x-attempts", "x-original-topic", "x-original-partition",
                  "x-original-offset", "x-original-sha256", "x-original-length", "x-truncated"}

@@ -14,7 +14,7 @@ from vidsearch.connector.events import VideoUpsert
 from vidsearch.connector.media_policy import local_media
 from vidsearch.encoders.features import ARRAYS, FeatureLimits, VideoFeatures
 from vidsearch.encoders.text import TextEncoder
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 # name -> (number of dimensions, size of the last one)
 SHAPES = {

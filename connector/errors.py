@@ -1,9 +1,9 @@
 """Errors of the connector. `stage` says where an event failed; it travels into the DLQ headers.
-Each class derives from one of the three handling classes in `vidsearch.ops.errors`."""
+Each class derives from one of the three handling classes in `vidsearch.core.errors`."""
 
 from __future__ import annotations
 
-from vidsearch.ops.errors import DataError, DeploymentError, InfrastructureError, VidsearchError
+from vidsearch.core.errors import DataError, DeploymentError, StoreUnavailableError, VidsearchError
 
 
 class ConnectorError(VidsearchError):
@@ -29,28 +29,11 @@ class MediaPolicyError(InvalidEventError):
         super().__init__(message, stage="media_policy")
 
 
-class StoreUnavailableError(ConnectorError, InfrastructureError):
-    """A store did not acknowledge a batch after retries: pause, rewind, commit nothing."""
-
-    def __init__(self, store: str, message: str) -> None:
-        self.store = store
-        super().__init__(f"{store}: {message}")
-
-
 class FeatureStoreUnavailableError(StoreUnavailableError):
     """The feature store (a disk or shared volume) could not be written: pause and retry."""
 
     def __init__(self, message: str) -> None:
         super().__init__("feature_store", message)
-
-
-class StoreRejectedError(ConnectorError, DataError):
-    """A store refused one document for good (e.g. a mapping error): dead-letter that event."""
-
-    def __init__(self, store: str, video_id: str, message: str) -> None:
-        self.store, self.video_id = store, video_id
-        self.stage = f"sink:{store}"
-        super().__init__(f"{store} rejected {video_id}: {message}")
 
 
 class ConnectorDeploymentError(ConnectorError, DeploymentError):

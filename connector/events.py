@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from vidsearch.connector.errors import EventLimitError, InvalidEventError
-from vidsearch.ops.settings import EventLimitSettings
+from vidsearch.core.settings import EventLimitSettings
 
 SCHEMA_VERSIONS = (1,)
 INT64_MAX = 2**63 - 1  # versions are int64 in both stores (Milvus INT64, OpenSearch long/_version)

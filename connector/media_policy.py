@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 from vidsearch.connector.errors import MediaPolicyError
-from vidsearch.ops.settings import MediaPolicySettings
+from vidsearch.core.settings import MediaPolicySettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

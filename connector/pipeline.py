@@ -3,7 +3,7 @@ sink. Sources (Kafka, files) and stores (Milvus, OpenSearch) are adapters around
 
 Invariants:
 - Every exception met while one event is handled is attributed to that event and handled by
-  the rule of its class (`vidsearch.ops.errors.classify`): a data error, or any exception of a
+  the rule of its class (`vidsearch.core.errors.classify`): a data error, or any exception of a
   class not known to be infrastructure or deployment, dead-letters the event under its real
   class name; an `InfrastructureError` leaves the whole batch unacknowledged (the runner rewinds
   and pauses); a `DeploymentError` propagates (the process must stop: nothing is committed).
@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from vidsearch.connector.documents import Operation, Tombstone, build_doc, latest_per_video
+from vidsearch.core.documents import Operation, Tombstone, latest_per_video
+from vidsearch.connector.documents import build_doc
 from vidsearch.connector.encoding import EventEncoder
 from vidsearch.connector.errors import FeatureStoreUnavailableError, InvalidEventError
 from vidsearch.connector.events import VideoDelete, VideoUpsert, parse_event
@@ -33,8 +34,8 @@ from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.sinks.base import Sink
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.embedder import DefaultEmbedder, VideoEmbedder
-from vidsearch.ops.errors import Handling, classify
-from vidsearch.ops.settings import Settings
+from vidsearch.core.errors import Handling, classify
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.retrieval.ncl_source import NclSource
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The indexing loop shared by every source: poll -> process -> dead letters -> commit.
 
-Handling follows the error taxonomy (`vidsearch.ops.errors`):
+Handling follows the error taxonomy (`vidsearch.core.errors`):
 - infrastructure (a store, the DLQ producer, the feature store): the batch is rewound and the
   source paused; the loop probes the stores with backoff and resumes when all are healthy;
   nothing is committed past an unwritten event;
@@ -30,7 +30,7 @@ from typing import Any
 from vidsearch.connector.messages import Message
 from vidsearch.connector.pipeline import BatchResult, Pipeline, dead_letter_for
 from vidsearch.connector.sources.base import Source
-from vidsearch.ops.errors import DeploymentError, InfrastructureError
+from vidsearch.core.errors import DeploymentError, InfrastructureError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidsearch.ops.errors import DataError, DeploymentError, VidsearchError
+from vidsearch.core.errors import DataError, DeploymentError, VidsearchError
 
 
 class EncoderError(VidsearchError):

@@ -21,7 +21,7 @@ from vidsearch.encoders.ocr import RapidOcrReader
 from vidsearch.encoders.speech import WhisperSpeech
 from vidsearch.encoders.text import TextEncoder, load_text_encoder
 from vidsearch.encoders.vision import TextBridge, VisionEncoder
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 STAGES = ("decode", "asr", "ocr", "vision", "text")
 

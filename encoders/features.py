@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vidsearch.encoders.errors import EncoderError
 from vidsearch.encoders.ocr import OcrLine
 from vidsearch.encoders.speech import Segment
-from vidsearch.ops.errors import DataError
+from vidsearch.core.errors import DataError
 
 FORMAT_VERSION = 1
 ARRAYS = ("keyframe_times", "frame_features", "frame_bridge", "frame_top_classes", "frame_top_probs",

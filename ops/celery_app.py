@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from vidsearch.ops.settings import RedisSettings, ReembedSettings, load_settings
+from vidsearch.core.settings import RedisSettings, ReembedSettings, load_settings
 
 TASK_MODULES = ["vidsearch.ops.tasks.health", "vidsearch.ops.tasks.reembed", "vidsearch.ops.tasks.maintenance"]
 

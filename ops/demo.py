@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 QUERIES = ("a banana", "a tiger in the wild", "thanks for watching", "people walking in a hall", "a guitar")
 
@@ -64,7 +64,8 @@ def write_config(path: Path, settings: Settings) -> Path:
 
 
 def run(settings: Settings, workdir: Path, n_stamps: int, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
-    from vidsearch.connector.app import build_pipeline, build_runner, load_text_encoder, make_sinks
+    from vidsearch.connector.app import build_pipeline, build_runner, make_sinks
+    from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.connector.sources.file import FileSource
 
     catalogue = workdir / "catalogue"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 Status = Literal["ok", "warn", "fail"]
 INSTALL = "bash ops/scripts/bootstrap.sh"  # installs the Python env with every model package

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vidsearch.ops.errors import VidsearchError
-from vidsearch.ops.settings import Settings
+from vidsearch.core.errors import VidsearchError
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.milvus.videos import collection_name, ensure_collection
 from vidsearch.plugins.opensearch.videos import ensure_index, index_name, mapping
 

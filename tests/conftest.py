@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from vidsearch.ops.settings import Settings, load_settings
+from vidsearch.core.settings import Settings, load_settings
 from vidsearch.ops.stack.manager import Stack
 
 

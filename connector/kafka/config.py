@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vidsearch.ops.settings import KafkaSettings
+from vidsearch.core.settings import KafkaSettings
 
 
 def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:

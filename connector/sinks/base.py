@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Protocol
 
-from vidsearch.connector.documents import Operation
-from vidsearch.ops.settings import Settings
+from vidsearch.core.documents import Operation
+from vidsearch.core.settings import Settings
 
 
 @dataclass

@@ -9,11 +9,11 @@ import logging
 
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
-from vidsearch.connector.documents import IndexDoc, Operation, Tombstone
-from vidsearch.connector.errors import StoreUnavailableError
+from vidsearch.core.documents import IndexDoc, Operation, Tombstone
+from vidsearch.core.errors import StoreUnavailableError
 from vidsearch.connector.sinks.base import VersionSource, WriteResult, static_versions
-from vidsearch.connector.sinks.retry import with_retries
-from vidsearch.ops.settings import Settings
+from vidsearch.core.retry import with_retries
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.milvus.client import make_client
 from vidsearch.plugins.milvus.videos import (
     collection_name,

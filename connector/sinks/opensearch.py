@@ -17,10 +17,10 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, SerializationError, TransportError
 from opensearchpy.serializer import JSONSerializer
 
-from vidsearch.connector.documents import IndexDoc, Operation
-from vidsearch.connector.sinks.retry import with_retries
+from vidsearch.core.documents import IndexDoc, Operation
+from vidsearch.core.retry import with_retries
 from vidsearch.connector.sinks.base import VersionSource, WriteResult, static_versions
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.opensearch.client import make_client
 from vidsearch.plugins.opensearch.videos import ensure_index, index_name, to_source
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vidsearch.connector.messages import DeadLetter, Message
-from vidsearch.ops.datasets.clips import VIDEO_EXT
+from vidsearch.core.constants import VIDEO_EXT
 
 
 def folder_events(folder: Path) -> list[bytes]:

@@ -12,10 +12,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from vidsearch.connector.errors import StoreUnavailableError
+from vidsearch.core.errors import StoreUnavailableError
 from vidsearch.connector.kafka.config import kafka_client_config
 from vidsearch.connector.messages import DeadLetter, Message
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 log = logging.getLogger(__name__)
 # A commit refused because the group moved on: the partition's new owner replays from the last

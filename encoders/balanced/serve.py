@@ -17,7 +17,7 @@ import numpy as np
 from vidsearch.encoders.balanced.export import VIDEO_OUTPUTS
 from vidsearch.encoders.balanced.inputs import VideoArrays, video_arrays
 from vidsearch.encoders.errors import EncoderError
-from vidsearch.ops.errors import DeploymentError
+from vidsearch.core.errors import DeploymentError
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.onnx.serve import ort_session
 

@@ -41,8 +41,8 @@ from vidsearch.encoders.media.keyframes import (
     select_keyframes,
     thumbnail,
 )
-from vidsearch.ops.errors import ConfigError
-from vidsearch.ops.settings import MediaSettings
+from vidsearch.core.errors import ConfigError
+from vidsearch.core.settings import MediaSettings
 
 AUDIO_RATE = 16_000
 MAX_BAD_PACKETS = 8

@@ -16,7 +16,7 @@ from vidsearch.encoders.errors import MissingExtraError, ModelLoadError
 from vidsearch.encoders.onnx.export import onnx_dir
 from vidsearch.encoders.text import Kind, _with_empty_rows, minilm_model_dir, minilm_version
 from vidsearch.encoders.vision import N_CLASSES, VisionOutput, efficientnet_version, preprocess
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 MAX_TOKENS = 256
 

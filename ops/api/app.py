@@ -40,11 +40,12 @@ from vidsearch.ops.api.security import (
     request_id,
 )
 from vidsearch.ops.api.thumbnails import thumbnail_jpeg
-from vidsearch.ops.errors import DataError, DeploymentError, InfrastructureError
-from vidsearch.ops.settings import MediaPolicySettings, Settings
+from vidsearch.core.errors import DataError, DeploymentError, InfrastructureError
+from vidsearch.core.settings import MediaPolicySettings, Settings
 from vidsearch.plugins.retrieval.errors import AllRoutesFailedError, store_unavailable_errors
 from vidsearch.plugins.retrieval.query_log import apply_opt_in
-from vidsearch.plugins.retrieval.request import Filters, SearchRequest
+from vidsearch.core.filters import Filters
+from vidsearch.plugins.retrieval.request import SearchRequest
 from vidsearch.plugins.retrieval.retriever import Retriever, SearchResponse
 
 log = logging.getLogger(__name__)

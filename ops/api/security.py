@@ -37,8 +37,8 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vidsearch.ops.errors import ConfigError
-from vidsearch.ops.settings import Settings
+from vidsearch.core.errors import ConfigError
+from vidsearch.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

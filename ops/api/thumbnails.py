@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from vidsearch.connector.media_policy import resolve_media_uri
-from vidsearch.ops.settings import MediaPolicySettings, MediaSettings
+from vidsearch.core.settings import MediaPolicySettings, MediaSettings
 
 WIDTH = 240
 

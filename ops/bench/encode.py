@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vidsearch.ops.bench.stats import best_seconds
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 TEXT_BATCH = 32
 TEXT_TARGET = 1.5

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 
 def _run_case(settings: Settings, name: str, payloads: list[tuple[str, bytes]], text, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def _run_case(settings: Settings, name: str, payloads: list[tuple[str, bytes]], 
 
 
 def run(settings: Settings, n_precomputed: int = 2000, media_rounds: int = 1, progress: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
-    from vidsearch.connector.app import load_text_encoder
+    from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.ops.bench import events as ev
     from vidsearch.ops.datasets.clips import real_clips
 

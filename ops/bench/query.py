@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vidsearch.ops.bench.stats import percentiles
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 NOISE = 0.035  # per-dimension std of the noise around a caption's embedding
 
@@ -76,7 +76,7 @@ def _load(client: Any, index: str, texts: list[str], vecs: np.ndarray, progress:
 
 def run(settings: Settings, sizes: tuple[int, ...] = (10_000, 100_000), queries: int = 200,
         progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    from vidsearch.connector.app import load_text_encoder
+    from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.ops.datasets.stamps import stamps
     from vidsearch.plugins.opensearch.client import make_client
     from vidsearch.plugins.retrieval.request import SearchRequest
@@ -102,7 +102,7 @@ def run(settings: Settings, sizes: tuple[int, ...] = (10_000, 100_000), queries:
             store = OpenSearchStore(client, index)
             retriever = Retriever(_Lookup(dict(zip(qtexts, qvecs, strict=True))), {"lexical": store, "dense": store},
                                   min_candidates=50)
-            from vidsearch.plugins.retrieval.request import Filters
+            from vidsearch.core.filters import Filters
 
             none = Filters()
             timings: dict[str, list[float]] = {"bm25": [], "knn": [], "fused": []}

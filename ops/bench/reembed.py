@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vidsearch.ops.reembed.payload import worker_env
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 
 def _model(out: Path, version: str, encoder_versions: dict[str, str]) -> Path:

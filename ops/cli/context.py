@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 console = Console(stderr=True, soft_wrap=True)  # never split an error across lines
 
@@ -41,8 +41,8 @@ def print_json(data: Any) -> None:
 
 
 def hint_for(exc: BaseException) -> str | None:
-    """What to do about an error, by its handling class (ops/errors.py)."""
-    from vidsearch.ops.errors import DataError, DeploymentError, InfrastructureError
+    """What to do about an error, by its handling class (core/errors.py)."""
+    from vidsearch.core.errors import DataError, DeploymentError, InfrastructureError
 
     if isinstance(exc, InfrastructureError) and "does not exist" in str(exc):
         return ("nothing is indexed there yet: `vidsearch ingest --source file:DIR` or `vidsearch demo`, or point "

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from vidsearch.ops.cli.context import console, fail, print_json, progress, state
-from vidsearch.ops.errors import VidsearchError
+from vidsearch.core.errors import VidsearchError
 
 app = typer.Typer(help="Build evaluation datasets (videos.jsonl + queries.jsonl + media).", no_args_is_help=True)
 

@@ -46,7 +46,7 @@ def demo(
         _print_report(report, settings.retrieval.api_host, port or settings.retrieval.api_port, QUERIES[-1])
     if serve:
         from vidsearch.ops.cli.search import serve as serve_command
-        from vidsearch.ops.settings import load_settings
+        from vidsearch.core.settings import load_settings
 
         # exactly what `VIDSEARCH_CONFIG=<config> vidsearch serve` would load
         cli.settings = load_settings(report["config"])

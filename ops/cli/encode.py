@@ -9,7 +9,7 @@ import typer
 from rich.progress import track
 
 from vidsearch.ops.cli.context import console, print_json, state
-from vidsearch.ops.errors import VidsearchError
+from vidsearch.core.errors import VidsearchError
 
 encoders_app = typer.Typer(help="Manage the encoders (ONNX export).")
 

@@ -48,7 +48,8 @@ def ingest(
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vidsearch.connector.app import build_pipeline, build_runner, make_sinks, registry_routing
+    from vidsearch.connector.app import build_pipeline, build_runner, make_sinks
+    from vidsearch.ops.registry.routing import registry_routing
     from vidsearch.connector.metrics import Metrics
 
     settings = state(ctx).settings
@@ -57,7 +58,7 @@ def ingest(
     port = metrics_port or settings.indexer.metrics_port
     if port:
         metrics.serve(port)
-    from vidsearch.ops.errors import DeploymentError, InfrastructureError
+    from vidsearch.core.errors import DeploymentError, InfrastructureError
 
     try:  # a broken deployment or an unreachable store fails here, before anything is consumed
         with spinner("loading the text model and checking the stores", enabled=not json):

@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress
 
 from vidsearch.ops.cli.context import console, fail, print_json, progress, state
-from vidsearch.ops.errors import VidsearchError
+from vidsearch.core.errors import VidsearchError
 
 
 def train(

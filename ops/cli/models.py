@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from vidsearch.ops.cli.context import console, fail, print_json, state
-from vidsearch.ops.errors import VidsearchError
+from vidsearch.core.errors import VidsearchError
 
 models_app = typer.Typer(help="The model registry (Redis): versions, promotion, rollback.", no_args_is_help=True)
 reembed_app = typer.Typer(help="Re-embed the catalogue into a new model version (Celery workers).", no_args_is_help=True)

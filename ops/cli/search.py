@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 
 from vidsearch.ops.cli.context import console, fail, print_json, spinner, state
-from vidsearch.ops.errors import VidsearchError
+from vidsearch.core.errors import VidsearchError
 
 plugins_app = typer.Typer(help="Install vidsearch's templates, pipelines, collections and aliases.", no_args_is_help=True)
 

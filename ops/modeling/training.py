@@ -25,7 +25,7 @@ from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.text import load_text_encoder
 from vidsearch.ops.datasets.format import Dataset
 from vidsearch.ops.modeling.splits import make_split
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 log = logging.getLogger(__name__)
 NCL_TAUS = (0.02, 0.05, 0.1)

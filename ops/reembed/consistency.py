@@ -10,7 +10,7 @@ import numpy as np
 
 from vidsearch.ops.registry.registry import ModelRegistry
 from vidsearch.ops.reembed.work import id_versions
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.milvus.client import iter_rows
 from vidsearch.plugins.milvus.client import make_client as milvus_client
 from vidsearch.plugins.milvus.videos import collection_name

@@ -19,7 +19,7 @@ from vidsearch.ops.reembed.swap import drop_version, swap_aliases, validate
 from vidsearch.ops.reembed.work import catch_up, missing_in, os_client, target_sinks
 from vidsearch.ops.registry.registry import ModelRegistry, RegistryError
 from vidsearch.ops.registry.routing import ROUTING_TTL_S
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.opensearch.videos import index_name
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from vidsearch.ops.errors import ConfigError, DataError
-from vidsearch.ops.settings import Settings, load_settings
+from vidsearch.core.errors import ConfigError, DataError
+from vidsearch.core.settings import Settings, load_settings
 
 # OpenSearch index names (lowercase, no leading '-' or '_') and Milvus collection names.
 _CATALOGUE_NAMES: dict[str, re.Pattern[str]] = {

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from vidsearch.ops.reembed.work import os_client
 from vidsearch.ops.registry.registry import ModelEntry, ModelRegistry
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.milvus.client import make_client as milvus_client
 from vidsearch.plugins.milvus.videos import collection_name
 from vidsearch.plugins.opensearch.videos import index_name
@@ -68,7 +68,7 @@ def validate(settings: Settings, registry: ModelRegistry, source: str, target: s
         "query": {"function_score": {"query": {"match_all": {}}, "random_score": {"seed": 7, "field": "_seq_no"}}}})
     titles = [h["_source"].get("title") for h in sample["hits"]["hits"]]
     titles = [t for t in titles if t and any(c.isalnum() for c in t)]
-    from vidsearch.connector.app import load_text_encoder
+    from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.plugins.retrieval.request import SearchRequest
 
     text = load_text_encoder(settings)

@@ -10,7 +10,7 @@ is idempotent (same id, same version), never a duplicate.
 One bad video never fails its chunk: a video whose stored features are missing or corrupt (with
 no media to extract them again), whose media is bad, whose embedding fails or which a store
 refuses is logged with the reason, recorded on the job and skipped. An unavailable service or a
-broken deployment still fails the chunk (it is retried; see `vidsearch.ops.errors.classify`).
+broken deployment still fails the chunk (it is retried; see `vidsearch.core.errors.classify`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from functools import lru_cache
 from typing import Any
 
 from vidsearch.connector.app import feature_store, make_sinks
-from vidsearch.connector.documents import IndexDoc, build_doc
+from vidsearch.core.documents import IndexDoc
+from vidsearch.connector.documents import build_doc
 from vidsearch.connector.events import VideoUpsert
 from vidsearch.connector.sinks.base import Sink
 from vidsearch.encoders.features import FeatureFormatError, VideoFeatures
-from vidsearch.ops.errors import DataError, Handling, classify
+from vidsearch.core.errors import DataError, Handling, classify
 from vidsearch.ops.registry.embedders import embedder_for, needs_reextraction
 from vidsearch.ops.registry.registry import ModelEntry, ModelRegistry
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.opensearch.client import make_client
 from vidsearch.plugins.opensearch.videos import index_name
 
@@ -72,7 +73,7 @@ def id_versions(settings: Settings, version: str) -> dict[str, tuple[int, str]]:
 @lru_cache(maxsize=1)
 def _extractor(settings_json: str):
     from vidsearch.encoders.extract import FeatureExtractor
-    from vidsearch.ops.settings import Settings as S
+    from vidsearch.core.settings import Settings as S
 
     return FeatureExtractor.load(S.model_validate_json(settings_json))
 

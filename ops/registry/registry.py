@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidsearch.ops.errors import VidsearchError
-from vidsearch.ops.settings import Settings
+from vidsearch.core.errors import VidsearchError
+from vidsearch.core.settings import Settings
 
 PREFIX = "vidsearch:models"
 

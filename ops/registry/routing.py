@@ -4,6 +4,8 @@ starting (or an alias swap) reaches running indexers within a batch or two witho
 from __future__ import annotations
 
 import time
+
+from vidsearch.core.settings import Settings
 from vidsearch.ops.registry.registry import ModelRegistry
 
 
@@ -23,3 +25,16 @@ class CachedVersions:
             self._at = now
         return self._value
 
+
+
+def registry_routing(settings: Settings):  # -> (VersionSource, ModelSource)
+    """Write targets and the embedding model, both following the model registry."""
+    from vidsearch.ops.registry.embedders import embedder_for
+
+    registry = ModelRegistry(settings)
+    versions = CachedVersions(registry)
+
+    def model():  # noqa: ANN202
+        return [(v, embedder_for(registry.get(v))) for v in versions()]
+
+    return versions, model

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from vidsearch.ops.errors import JavaNotFoundError
+from vidsearch.ops.stack.errors import JavaNotFoundError
 
 JVM_ROOTS = (Path("/usr/lib/jvm"), Path("/opt/java"), Path("/usr/local/lib/jvm"))
 

@@ -17,7 +17,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from vidsearch.ops.errors import DownloadError
+from vidsearch.ops.stack.errors import DownloadError
 
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 NO_CHECKSUMS = "no checksums available"

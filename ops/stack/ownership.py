@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from vidsearch.ops.errors import StackError
+from vidsearch.ops.stack.errors import StackError
 
 
 def inside(path: Path, folders: Sequence[Path]) -> bool:

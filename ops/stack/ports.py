@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from vidsearch.ops.errors import ConfigError
+from vidsearch.core.errors import ConfigError
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 

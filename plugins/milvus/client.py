@@ -19,7 +19,7 @@ from pymilvus import MilvusClient
 from pymilvus.client.types import LoadState
 from pymilvus.exceptions import MilvusException
 
-from vidsearch.ops.settings import MilvusSettings
+from vidsearch.core.settings import MilvusSettings
 
 
 def is_embedded(uri: str) -> bool:

@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidsearch.ops.errors import InfrastructureError
+from vidsearch.core.errors import InfrastructureError
 
 log = logging.getLogger(__name__)
 

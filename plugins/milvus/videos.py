@@ -15,7 +15,7 @@ from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-from vidsearch.connector.documents import VECTOR_FIELDS
+from vidsearch.core.documents import VECTOR_FIELDS
 
 DIM = 384
 MAX_TEXT_BYTES = 60_000

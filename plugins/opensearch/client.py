@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opensearchpy import OpenSearch
 
-from vidsearch.ops.settings import OpenSearchSettings
+from vidsearch.core.settings import OpenSearchSettings
 
 
 def make_client(settings: OpenSearchSettings, **kwargs: object) -> OpenSearch:

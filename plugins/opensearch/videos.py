@@ -9,7 +9,7 @@ from typing import Any
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import RequestError
 
-from vidsearch.connector.documents import VECTOR_FIELDS
+from vidsearch.core.documents import VECTOR_FIELDS
 
 DIM = 384
 KNN_METHOD = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil", "parameters": {"m": 16, "ef_construction": 128}}

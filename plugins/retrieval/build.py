@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from vidsearch.encoders.fusion.default import VERSION as DEFAULT_FUSION_VERSION
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.milvus.client import is_embedded
 from vidsearch.plugins.retrieval.query_log import recorder
 from vidsearch.plugins.retrieval.retriever import Retriever
@@ -51,7 +51,7 @@ def make_store(settings: Settings, kind: str) -> SearchStore:
 
 
 def build_retriever(settings: Settings, text=None, model=None) -> Retriever:  # noqa: ANN001
-    from vidsearch.connector.app import load_text_encoder
+    from vidsearch.encoders.serving import load_text_encoder
 
     cfg = settings.retrieval
     if model is None and cfg.model_dir is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vidsearch.ops.errors import InfrastructureError, VidsearchError
+from vidsearch.core.errors import InfrastructureError, VidsearchError
 
 
 class RetrievalError(VidsearchError):

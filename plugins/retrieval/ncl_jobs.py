@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.retrieval.ncl_index import recompute
 from vidsearch.plugins.retrieval.query_log import QueryLog
 

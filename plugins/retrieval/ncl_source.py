@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.retrieval.ncl_index import NclState
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 HEADER = struct.Struct("<I")
 R = TypeVar("R")

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vidsearch.plugins.retrieval.request import Filters
+from vidsearch.core.filters import Filters
 
 TEXT_FIELDS = ["title^2", "description", "tags.text", "transcript", "ocr"]
 LIGHT_FIELDS = ["title", "language", "duration", "tags", "model_version"]  # returned with every route hit

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vidsearch.ops.datasets.clips import Clip, real_clips
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
 

@@ -13,7 +13,7 @@ from vidsearch.ops.cli.main import app
 from vidsearch.ops.datasets.features import dataset_features
 from vidsearch.ops.datasets.format import load_dataset
 from vidsearch.ops.modeling.training import train_model
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 pytestmark = pytest.mark.models
 

@@ -34,8 +34,8 @@ from vidsearch.encoders.media.decode import (
 )
 from vidsearch.ops.api.thumbnails import thumbnail_jpeg
 from vidsearch.ops.datasets.clips import Clip, librivox_transcripts
-from vidsearch.ops.errors import ConfigError
-from vidsearch.ops.settings import Settings
+from vidsearch.core.errors import ConfigError
+from vidsearch.core.settings import Settings
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(60)]
 

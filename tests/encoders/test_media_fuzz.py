@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from vidsearch.encoders.errors import MediaError
 from vidsearch.ops.datasets.clips import LIBRIVOX, OPENCV_DOC, real_clips
-from vidsearch.ops.settings import MediaSettings, Settings
+from vidsearch.core.settings import MediaSettings, Settings
 
 from tests.encoders.test_decode import remux
 

@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from opensearchpy import helpers
 
 from vidsearch.connector.kafka.config import kafka_client_config
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.milvus.client import make_client as milvus_client
 from vidsearch.plugins.milvus.videos import collection_name
 from vidsearch.plugins.opensearch.client import make_client as os_client

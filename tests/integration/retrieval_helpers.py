@@ -13,7 +13,7 @@ from vidsearch.connector.app import make_sinks
 from vidsearch.connector.bulk import Item, write_items
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.speech import Segment
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 # video id -> (title, what the frames show, language, tags, duration, transcript)
 CATALOGUE = {

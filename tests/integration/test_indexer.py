@@ -22,13 +22,14 @@ from tests.integration.indexer_helpers import (
     opensearch_state,
     produce,
 )
-from vidsearch.connector.app import build_pipeline, build_runner, load_text_encoder, make_sinks
+from vidsearch.connector.app import build_pipeline, build_runner, make_sinks
+from vidsearch.encoders.serving import load_text_encoder
 from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.runner import Runner
 from vidsearch.connector.sources.kafka import KafkaSource
 from vidsearch.ops.bench import events as ev
 from vidsearch.ops.bench.events import features_b64, synthetic_features
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 CLIPS = Path("/var/cache/vidsearch/media/gradio")

@@ -27,7 +27,7 @@ from tests.integration.indexer_helpers import (
 )
 from tests.integration.test_indexer import make_runner, stream, text_encoder  # noqa: F401 (fixture)
 from vidsearch.ops.bench import events as ev
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 VIDSEARCH = str(Path(sys.executable).parent / "vidsearch")

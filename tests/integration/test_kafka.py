@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from vidsearch.connector.kafka.config import kafka_client_config
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker
 
-from vidsearch.ops.settings import MilvusSettings, Settings
+from vidsearch.core.settings import MilvusSettings, Settings
 from vidsearch.plugins.milvus.client import make_client
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from opensearchpy import OpenSearch
 
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.opensearch.client import make_client
 
 pytestmark = pytest.mark.integration

@@ -34,8 +34,8 @@ from vidsearch.connector.sources.kafka import KafkaSource
 from vidsearch.encoders.fusion.embedder import DefaultEmbedder
 from vidsearch.ops.bench import events as ev
 from vidsearch.ops.datasets.clips import real_clips
-from vidsearch.ops.errors import DataError
-from vidsearch.ops.settings import Settings
+from vidsearch.core.errors import DataError
+from vidsearch.core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vidsearch.connector.app import feature_store, make_sinks, registry_routing
+from vidsearch.connector.app import feature_store, make_sinks
+from vidsearch.ops.registry.routing import registry_routing
 from vidsearch.connector.bulk import Item, write_items
 from vidsearch.connector.feature_store import FileFeatureStore
 from vidsearch.encoders.features import VideoFeatures
@@ -24,7 +25,7 @@ from vidsearch.ops.reembed.job import rollback, start
 from vidsearch.ops.reembed.payload import worker_env
 from vidsearch.ops.reembed.state import JobStore
 from vidsearch.ops.registry.registry import ModelRegistry
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.milvus.client import iter_rows
 from vidsearch.plugins.milvus.client import make_client as milvus_client
 from vidsearch.plugins.milvus.videos import collection_name

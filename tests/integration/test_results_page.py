@@ -20,7 +20,7 @@ from vidsearch.connector.bulk import Item, write_items
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.speech import Segment
 from vidsearch.ops.datasets.clips import real_clips
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 
 from tests.integration.retrieval_helpers import (
     CATALOGUE,

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.retrieval_helpers import CATALOGUE, load, scoped
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.retrieval.build import build_retriever
 from vidsearch.plugins.retrieval.errors import AllRoutesFailedError
-from vidsearch.plugins.retrieval.request import Filters, SearchRequest
+from vidsearch.core.filters import Filters
+from vidsearch.plugins.retrieval.request import SearchRequest
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 

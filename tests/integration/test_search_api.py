@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from vidsearch.ops.api.app import create_app
 from vidsearch.ops.datasets.clips import real_clips
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.plugins.retrieval.build import build_retriever
 from vidsearch.plugins.retrieval.query_log import QueryLog
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from vidsearch.ops.settings import Settings
+from vidsearch.core.settings import Settings
 from vidsearch.ops.stack.ports import is_listening
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

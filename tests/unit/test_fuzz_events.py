@@ -29,7 +29,7 @@ from vidsearch.connector.documents import build_doc
 from vidsearch.connector.events import VideoUpsert, parse_event
 from vidsearch.encoders.features import ARRAYS, VideoFeatures
 from vidsearch.ops.bench.events import synthetic_features
-from vidsearch.ops.errors import DataError
+from vidsearch.core.errors import DataError
 from vidsearch.plugins.milvus.videos import to_row
 from vidsearch.plugins.opensearch.videos import to_source
 from tests.unit.test_limits import encoder, lie_size, npy_member, npy_raw, record_members, record_zip

@@ -27,8 +27,8 @@ from vidsearch.connector.messages import DeadLetter, Message
 from vidsearch.connector.sinks.opensearch import plan_bulk, split_bulk
 from vidsearch.encoders.features import ARRAYS, FeatureFormatError, FeatureLimitError, FeatureLimits, VideoFeatures
 from vidsearch.ops.bench.events import synthetic_features
-from vidsearch.ops.errors import DataError
-from vidsearch.ops.settings import EventLimitSettings, Settings
+from vidsearch.core.errors import DataError
+from vidsearch.core.settings import EventLimitSettings, Settings
 
 pytestmark = pytest.mark.unit
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import pytest
 from vidsearch.connector import media_policy
 from vidsearch.connector.errors import MediaPolicyError
-from vidsearch.ops.settings import MediaPolicySettings
+from vidsearch.core.settings import MediaPolicySettings
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 from pymilvus.exceptions import MilvusException
-from vidsearch.connector.documents import VECTOR_FIELDS, IndexDoc
+from vidsearch.core.documents import VECTOR_FIELDS, IndexDoc
 from vidsearch.connector.sinks.milvus import MilvusSink
-from vidsearch.ops.settings import IndexerSettings, Settings
+from vidsearch.core.settings import IndexerSettings, Settings
 from vidsearch.plugins.milvus.videos import collection_name
 
 pytestmark = pytest.mark.unit

@@ -9,17 +9,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from vidsearch.connector.documents import Operation
+from vidsearch.core.documents import Operation
 from vidsearch.connector.encoding import EventEncoder
-from vidsearch.connector.errors import StoreUnavailableError
+from vidsearch.core.errors import StoreUnavailableError
 from vidsearch.connector.messages import DeadLetter, Message
 from vidsearch.connector.pipeline import Pipeline
 from vidsearch.connector.runner import Runner
 from vidsearch.connector.sinks.base import WriteResult
 from vidsearch.encoders.fusion.embedder import DefaultEmbedder
 from vidsearch.ops.bench import events as ev
-from vidsearch.ops.errors import DeploymentError
-from vidsearch.ops.settings import Settings
+from vidsearch.core.errors import DeploymentError
+from vidsearch.core.settings import Settings
 
 pytestmark = pytest.mark.unit
 

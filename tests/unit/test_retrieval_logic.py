@@ -13,7 +13,8 @@ from vidsearch.ops.api.app import parse_query_params
 from vidsearch.plugins.retrieval.fusion import convex, decisiveness, dynamic_margin, dynamic_margin_weights, fuse, rrf
 from vidsearch.plugins.retrieval.moments import best_moment, keyframe_windows, smooth
 from vidsearch.plugins.retrieval.query_log import QueryLog
-from vidsearch.plugins.retrieval.request import Filters, SearchRequest
+from vidsearch.core.filters import Filters
+from vidsearch.plugins.retrieval.request import SearchRequest
 from vidsearch.plugins.retrieval.stores import milvus_filter, opensearch_filter
 
 pytestmark = pytest.mark.unit

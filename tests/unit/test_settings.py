@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from vidsearch.connector.kafka.config import kafka_client_config
-from vidsearch.ops.errors import ConfigError
-from vidsearch.ops.settings import load_settings
+from vidsearch.core.errors import ConfigError
+from vidsearch.core.settings import load_settings
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from vidsearch.ops.errors import ConfigError, JavaNotFoundError
+from vidsearch.core.errors import ConfigError
+from vidsearch.ops.stack.errors import JavaNotFoundError
 from vidsearch.ops.stack import maven
 from vidsearch.ops.stack.java import find_java_home, java_major
 from vidsearch.ops.stack.ports import can_bind, port_of_url

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from vidsearch.ops.errors import ServiceStartError
-from vidsearch.ops.settings import Settings
+from vidsearch.ops.stack.errors import ServiceStartError
+from vidsearch.core.settings import Settings
 from vidsearch.ops.stack import maven
 from vidsearch.ops.stack.java import find_java_home
 from vidsearch.ops.stack.ports import is_listening, port_of_url

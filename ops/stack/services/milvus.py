@@ -7,8 +7,8 @@ import sys
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
-from vidsearch.ops.errors import StackError
-from vidsearch.ops.settings import Settings
+from vidsearch.ops.stack.errors import StackError
+from vidsearch.core.settings import Settings
 from vidsearch.ops.stack.ports import is_listening, port_of_url
 from vidsearch.ops.stack.process import Launch
 from vidsearch.ops.stack.services.base import Health

@@ -20,8 +20,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from vidsearch.ops.errors import DownloadError, StackError
-from vidsearch.ops.settings import Settings
+from vidsearch.ops.stack.errors import DownloadError, StackError
+from vidsearch.core.settings import Settings
 from vidsearch.ops.stack import maven
 from vidsearch.ops.stack.java import find_java_home
 from vidsearch.ops.stack.ownership import chown_tree

@@ -59,30 +59,18 @@ def classify(exc: BaseException) -> Handling:
     return Handling.DEAD_LETTER
 
 
-class StackError(VidsearchError):
-    """The local stack could not be installed, started, checked or stopped."""
+class StoreUnavailableError(InfrastructureError):
+    """A store did not acknowledge a batch after retries: pause, rewind, commit nothing."""
 
-    def __init__(self, service: str, message: str, log_tail: str | None = None) -> None:
-        self.service = service
-        self.message = message
-        self.log_tail = log_tail
-        text = f"{service}: {message}"
-        if log_tail:
-            text += f"\n--- last lines of the {service} log ---\n{log_tail}"
-        super().__init__(text)
+    def __init__(self, store: str, message: str) -> None:
+        self.store = store
+        super().__init__(f"{store}: {message}")
 
 
-class PortInUseError(StackError):
-    """A port the stack needs is held by a process that is not ours."""
+class StoreRejectedError(DataError):
+    """A store refused one document for good (e.g. a mapping error): dead-letter that event."""
 
-
-class JavaNotFoundError(StackError):
-    """No JDK of the required major version was found."""
-
-
-class DownloadError(StackError):
-    """An artifact could not be fetched or failed its checksum."""
-
-
-class ServiceStartError(StackError):
-    """A service exited or never became healthy within its timeout."""
+    def __init__(self, store: str, video_id: str, message: str) -> None:
+        self.store, self.video_id = store, video_id
+        self.stage = f"sink:{store}"
+        super().__init__(f"{store} rejected {video_id}: {message}")

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from vidsearch.connector.errors import StoreUnavailableError
+from vidsearch.core.errors import StoreUnavailableError
 
 T = TypeVar("T")
 

@@ -25,7 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from vidsearch.ops.errors import ConfigError
+from vidsearch.core.errors import ConfigError
 
 CONFIG_ENV = "VIDSEARCH_CONFIG"
 
@@ -166,7 +166,8 @@ class IndexerSettings(_Section):
     max_event_bytes: int = 16 * 1024**2
     model_version: str = "default-v1"
     write_versions: tuple[str, ...] = ()
-    sinks: tuple[Literal["milvus", "opensearch"], ...] = ("milvus", "opensearch")
+    # Registered backend names (vidsearch.plugins.backends); an unknown one fails at start-up.
+    sinks: tuple[str, ...] = ("milvus", "opensearch")
     index_prefix: str = "vidsearch-videos"
     collection_prefix: str = "vidsearch_videos"
     feature_store: Path | None = None
@@ -189,15 +190,15 @@ class RetrievalSettings(_Section):
     """The hybrid retriever (`vidsearch search`, the HTTP API). Stores are "opensearch" or
     "milvus"; the embedded default (a milvus-lite file URI) serves both roles from Milvus."""
 
-    lexical_store: Literal["opensearch", "milvus"] | None = None  # None: opensearch unless milvus is embedded
-    dense_store: Literal["opensearch", "milvus"] | None = None
+    lexical_store: str | None = None  # a backend name; None: the registry's default for this deployment
+    dense_store: str | None = None
     fallback: bool = True  # re-try a route on the other store when its store is down
     overfetch: int = Field(5, ge=1, le=50)
     min_candidates: int = Field(50, ge=1, le=2000)
     model_dir: Path | None = None  # a `vidsearch train` folder; None: the default (text-space) fusion
     query_log: Path | None = None  # default: <state_dir>/query_log.f32
     # Dynamic margin multiplies each route's decisiveness by this prior (1.0 when absent). BM25 at
-    # 0.5 was chosen on the Tux Paint validation split; see the closing note of issue #6.
+    # 0.5 was chosen on the Tux Paint validation split.
     route_prior: dict[str, float] = Field(default_factory=lambda: {"bm25": 0.5})
     ncl_bank_size: int = Field(2000, ge=10)
     ncl_tau: float = Field(0.05, gt=0)
