@@ -1,4 +1,5 @@
-"""Assemble the indexer from settings: text encoder, sinks, feature store, source, runner."""
+"""Assemble the indexer from settings: text encoder, document writer over the configured stores,
+feature store, source, runner."""
 
 from __future__ import annotations
 
@@ -14,26 +15,25 @@ from vidsearch.connector.feature_store import FileFeatureStore
 from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.pipeline import Pipeline
 from vidsearch.connector.runner import Runner
-from vidsearch.connector.sinks.base import Sink
+from vidsearch.connector.writer import DocumentWriter, ModelSource
 from vidsearch.connector.sources.base import Source
+from vidsearch.core.errors import ConfigError
 from vidsearch.core.settings import Settings
+from vidsearch.core.store import VersionSource
+from vidsearch.plugins.backends import open_store
 
 
-def make_sinks(settings: Settings, names: tuple[str, ...] | None = None, versions=None) -> list[Sink]:  # noqa: ANN001
-    """`versions`: where to write (default: the static settings; see ops.registry.routing)."""
-    sinks: list[Sink] = []
-    for name in names or settings.indexer.sinks:
-        if name == "milvus":
-            from vidsearch.connector.sinks.milvus import MilvusSink
-
-            sinks.append(MilvusSink(settings, versions=versions))
-        elif name == "opensearch":
-            from vidsearch.connector.sinks.opensearch import OpenSearchSink
-
-            sinks.append(OpenSearchSink(settings, versions=versions))
-        else:
-            raise ConnectorDeploymentError(f"unknown sink {name!r}: set indexer.sinks to milvus and/or opensearch")
-    return sinks
+def make_writer(settings: Settings, names: tuple[str, ...] | None = None, versions: VersionSource | None = None,
+                models: ModelSource | None = None, metrics: Metrics | None = None) -> DocumentWriter:
+    """The document writer over the configured stores (`indexer.sinks`, or `names`). `versions`
+    and `models`: where to write and with which embedders (default: the static settings; the
+    registry's routing comes from `vidsearch.ops.registry.routing`). An unknown store name is a
+    deployment error, raised here at start-up."""
+    try:
+        stores = [open_store(name, settings) for name in (names or settings.indexer.sinks)]
+    except ConfigError as exc:
+        raise ConnectorDeploymentError(str(exc)) from exc
+    return DocumentWriter.from_settings(settings, stores, versions, models, metrics)
 
 
 def feature_store(settings: Settings) -> FileFeatureStore:
@@ -67,10 +67,10 @@ def check_deployment(settings: Settings) -> None:
         )
 
 
-def build_pipeline(settings: Settings, sinks: list[Sink], metrics: Metrics | None = None, text=None, model=None) -> Pipeline:  # noqa: ANN001
+def build_pipeline(settings: Settings, writer: DocumentWriter, metrics: Metrics | None = None, text=None) -> Pipeline:  # noqa: ANN001
     check_deployment(settings)
     encoder = EventEncoder(settings, text or load_text_encoder(settings))
-    pipeline = Pipeline(settings, encoder, sinks, feature_store(settings), metrics, model)
+    pipeline = Pipeline(settings, encoder, writer, feature_store(settings), metrics)
     pipeline.ensure_stores()
     return pipeline
 

@@ -1,7 +1,7 @@
 """Write videos whose base features are already known straight into the sinks, without Kafka.
 
-Used to load evaluation sets and benchmarks, and by re-embedding: the same documents
-(`build_doc`), the same sinks and the same versioned writes as the streaming indexer, in batches.
+Used to load evaluation sets and benchmarks: the same document writer, the same stores and the same
+versioned writes as the streaming indexer, in batches.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vidsearch.connector.documents import build_doc
 from vidsearch.connector.events import VideoUpsert
-from vidsearch.connector.sinks.base import Sink
+from vidsearch.connector.writer import DocumentWriter
+from vidsearch.core.errors import DataError
 from vidsearch.encoders.features import VideoFeatures
-from vidsearch.encoders.fusion.embedder import DefaultEmbedder, VideoEmbedder
 
 
 @dataclass
@@ -35,31 +34,31 @@ def upsert_event(item: Item) -> VideoUpsert:
                        media_uri=item.media_uri or (f.source or None), features="precomputed")
 
 
-def write_items(sinks: Sequence[Sink], items: Iterable[Item], model_version: str, embedder: VideoEmbedder | None = None,
-                batch: int = 256, on_batch: Callable[[int], None] | None = None,
-                also: Sequence[tuple[str, VideoEmbedder]] = ()) -> int:
-    """Write every item to every sink; returns the number written. Raises what the sinks raise.
-    `also`: other versions the sinks write to, each with its own embedder (a re-embed in flight)."""
-    embedder = embedder or DefaultEmbedder()
-    for sink in sinks:
-        sink.ensure()
+class BulkRejectedError(DataError):
+    """A bulk load met documents a store refused for good; the load stops at that batch (the
+    documents before it are written) and the error lists the refusals."""
+
+    stage = "bulk"
+
+
+def write_items(writer: DocumentWriter, items: Iterable[Item], batch: int = 256,
+                on_batch: Callable[[int], None] | None = None, refresh: bool = True) -> int:
+    """Write every item through the document writer (every store, every write version with its
+    model's vectors); returns the number written. Raises what the stores raise, and
+    `BulkRejectedError` with the reasons when a store refuses documents: a bulk load has no
+    dead-letter topic, so its caller is told instead. `refresh`: make the load visible to searches."""
+    writer.ensure()
     buf: list[Item] = []
     total = 0
 
     def flush() -> None:
         nonlocal total
-        feats = [it.features for it in buf]
-        vecs = embedder.vectors(feats)
-        others = {v: e.vectors(feats) for v, e in also}
-        docs = [build_doc(upsert_event(it), it.features, model_version, v) for it, v in zip(buf, vecs, strict=True)]
-        for n, doc in enumerate(docs):
-            if others:
-                doc.by_version = {model_version: vecs[n], **{v: o[n] for v, o in others.items()}}
-        for sink in sinks:
-            result = sink.write(docs)
-            if result.rejected:
-                raise ValueError(f"{sink.name} rejected {len(result.rejected)} documents: {list(result.rejected.items())[:3]}")
-        total += len(docs)
+        docs = writer.build([(upsert_event(it), it.features) for it in buf])
+        outcome = writer.write(docs)
+        if outcome.rejected:
+            shown = "; ".join(f"{vid}: {why.store}: {why.reason[:200]}" for vid, why in list(outcome.rejected.items())[:3])
+            raise BulkRejectedError(f"{len(outcome.rejected)} documents refused: {shown}")
+        total += len(outcome.written)
         if on_batch:
             on_batch(len(docs))
         buf.clear()
@@ -70,4 +69,8 @@ def write_items(sinks: Sequence[Sink], items: Iterable[Item], model_version: str
             flush()
     if buf:
         flush()
+    if refresh:
+        for store in writer.stores:
+            for version in writer.versions():
+                store.refresh(version)
     return total

@@ -1,5 +1,6 @@
 """The shared indexing pipeline: messages -> validated events -> features -> documents -> every
-sink. Sources (Kafka, files) and stores (Milvus, OpenSearch) are adapters around it.
+store. Sources (Kafka, files) and stores (one backend per engine) are adapters around it; the
+documents are built and written by the `DocumentWriter`, which bulk loads and re-embedding use too.
 
 Invariants:
 - Every exception met while one event is handled is attributed to that event and handled by
@@ -10,9 +11,8 @@ Invariants:
 - A batch-level step (metadata text encoding, embedding, a sink write) that fails for a reason
   that is not infrastructure is retried one event at a time, so one event cannot take its
   neighbours down.
-- A document that one store refuses for good is dead-lettered; what other stores already hold is
-  left alone (deleting it would also delete the previous good version). The divergence is
-  logged and counted, and the dead letter can be replayed once the cause is fixed.
+- A document that one store refuses for good is dead-lettered (the writer's policy: what other
+  stores already hold is left alone, the divergence is logged and counted).
 """
 
 from __future__ import annotations
@@ -24,22 +24,19 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from vidsearch.core.documents import Operation, Tombstone, latest_per_video
-from vidsearch.connector.documents import build_doc
 from vidsearch.connector.encoding import EventEncoder
 from vidsearch.connector.errors import FeatureStoreUnavailableError, InvalidEventError
 from vidsearch.connector.events import VideoDelete, VideoUpsert, parse_event
 from vidsearch.connector.feature_store import FileFeatureStore
 from vidsearch.connector.messages import DeadLetter, Message
 from vidsearch.connector.metrics import Metrics
-from vidsearch.connector.sinks.base import Sink
+from vidsearch.connector.writer import DocumentWriter
 from vidsearch.encoders.features import VideoFeatures
-from vidsearch.encoders.fusion.embedder import DefaultEmbedder, VideoEmbedder
 from vidsearch.core.errors import Handling, classify
 from vidsearch.core.settings import Settings
 from vidsearch.plugins.retrieval.ncl_source import NclSource
 
 log = logging.getLogger(__name__)
-ModelSource = Callable[[], list[tuple[str, VideoEmbedder]]]  # (version, embedder) per write target, current first
 T = TypeVar("T")
 Upsert = tuple[int, VideoUpsert, VideoFeatures]  # (index in the batch, event, base features)
 
@@ -72,20 +69,17 @@ class Pipeline:
         self,
         settings: Settings,
         encoder: EventEncoder,
-        sinks: list[Sink],
+        writer: DocumentWriter,
         features: FileFeatureStore | None,
         metrics: Metrics | None = None,
-        model: ModelSource | None = None,
     ) -> None:
-        self.settings, self.encoder, self.sinks, self.features = settings, encoder, sinks, features
-        self.metrics = metrics or Metrics()
+        self.settings, self.encoder, self.writer, self.features = settings, encoder, writer, features
+        self.metrics = metrics or writer.metrics
+        self.writer.metrics = self.metrics
         self.ncl = NclSource(settings)
-        default = [(settings.indexer.model_version, DefaultEmbedder())]
-        self.model: ModelSource = model or (lambda: default)
 
     def ensure_stores(self) -> None:
-        for sink in self.sinks:
-            sink.ensure()
+        self.writer.ensure()
 
     def _parse(self, msg: Message) -> VideoUpsert | VideoDelete:
         event = parse_event(msg.value, self.settings.indexer.max_event_bytes, self.settings.indexer.limits)
@@ -121,20 +115,9 @@ class Pipeline:
         return items
 
     def _documents(self, items: list[Upsert]) -> list[tuple[int, Operation]]:
-        models = self.model()  # current version first, then every other write target
-        feats = [f for _, _, f in items]
-        per_version = {v: e.vectors(feats) for v, e in models}
-        current = models[0][0]
         ncl = self.ncl()
-        ops: list[tuple[int, Operation]] = []
-        for n, (i, event, f) in enumerate(items):
-            doc = build_doc(event, f, current, per_version[current][n])
-            if ncl is not None:
-                doc.ncl_bias = ncl.bias(doc.vectors["fused"])
-            if len(models) > 1:
-                doc.by_version = {v: vecs[n] for v, vecs in per_version.items()}
-            ops.append((i, doc))
-        return ops
+        docs = self.writer.build([(event, f) for _, event, f in items], ncl.bias if ncl is not None else None)
+        return [(i, doc) for (i, _, _), doc in zip(items, docs, strict=True)]
 
     def _keep_features(self, items: list[tuple[int, Operation]], events: dict[int, Upsert]) -> None:
         """Base features for re-embedding; a disk that refuses them is infrastructure (pause)."""
@@ -143,7 +126,7 @@ class Pipeline:
         for i, _ in items:
             _, event, feats = events[i]
             try:
-                self.features.put(event.video_id, int(event.version), feats)
+                self.features.put(event.video_id, event.resolved_version, feats)
             except OSError as exc:
                 raise FeatureStoreUnavailableError(f"cannot write features of {event.video_id}: {exc}") from exc
 
@@ -157,7 +140,7 @@ class Pipeline:
             try:
                 event = self._parse(msg)
                 if isinstance(event, VideoDelete):
-                    ops.append((i, Tombstone(event.video_id, int(event.version))))
+                    ops.append((i, Tombstone(event.video_id, event.resolved_version)))
                 else:
                     upserts.append((i, event, self.encoder.base_features(event)))
             except Exception as exc:
@@ -168,26 +151,13 @@ class Pipeline:
         return latest_per_video(ops + docs), dead
 
     def _write_batch(self, ops: list[Operation], messages: dict[str, Message], result: BatchResult) -> list[Operation]:
-        """Every sink in order; returns the operations every sink took. Documents a store
-        refused are dead-lettered and not sent to the stores after it."""
-        accepted_by: list[str] = []
-        for sink in self.sinks:
-            if not ops:
-                break
-            t0 = time.perf_counter()
-            res = sink.write(ops)
-            self.metrics.sink_seconds.labels(sink.name).observe(time.perf_counter() - t0)
-            result.stale = max(result.stale, res.stale)
-            if res.rejected:
-                for vid, reason in res.rejected.items():
-                    if accepted_by:
-                        self.metrics.divergence.labels(sink.name).inc()
-                        log.error("document refused by one store after others took it video_id=%s refused_by=%s kept_by=%s",
-                                  vid, sink.name, ",".join(accepted_by))
-                    result.dead.append(DeadLetter(messages[vid], "StoreRejectedError", reason, f"sink:{sink.name}"))
-                ops = [op for op in ops if op.video_id not in res.rejected]
-            accepted_by.append(sink.name)
-        return ops
+        """Every store (the writer); returns the operations every store took. Documents a store
+        refused are dead-lettered with the store and its reason."""
+        outcome = self.writer.write(ops)
+        result.stale = max(result.stale, outcome.stale)
+        for vid, why in outcome.rejected.items():
+            result.dead.append(DeadLetter(messages[vid], "StoreRejectedError", why.reason, why.stage))
+        return outcome.written
 
     def write(self, ops: list[tuple[int, Operation]], messages: list[Message], result: BatchResult) -> None:
         """Write the batch; a failure that is not infrastructure is retried per operation so that

@@ -137,7 +137,7 @@ class Runner:
         log.warning("service unavailable, source paused error_class=%s error=%s", type(exc).__name__, exc)
         delay = self.backoff_s
         while not self.stop.is_set():
-            if all(s.healthy() for s in self.pipeline.sinks):
+            if all(self.pipeline.writer.healthy().values()):
                 break
             deadline = time.monotonic() + delay
             while time.monotonic() < deadline and not self.stop.is_set():

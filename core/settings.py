@@ -48,6 +48,9 @@ class KafkaSettings(_Section):
     ssl_keyfile: Path | None = None
     ssl_key_password: SecretStr | None = None
     ssl_check_hostname: bool = True
+    # Which Python client talks to Kafka: the librdkafka binding (default: measured faster, see
+    # docs/architecture.md "Kafka clients") or pure-Python kafka-python (no native library).
+    client: Literal["confluent", "kafka-python"] = "confluent"
 
 
 class OpenSearchSettings(_Section):

@@ -182,6 +182,9 @@ class PinnedStore:
 
     def __init__(self, store: SearchStore, version: str) -> None:
         self.store, self.version, self.name = store, version, store.name
+        many = getattr(store, "many", None)
+        if many is not None:  # keep a store's optional batched search (one round trip for all routes)
+            self.many = lambda queries, filters, k, version=None: many(queries, filters, k, version=version or self.version)
 
     def bm25(self, text: str, filters: Filters, k: int, version: str | None = None) -> Scored:
         return self.store.bm25(text, filters, k, version=version or self.version)

@@ -64,7 +64,7 @@ def write_config(path: Path, settings: Settings) -> Path:
 
 
 def run(settings: Settings, workdir: Path, n_stamps: int, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
-    from vidsearch.connector.app import build_pipeline, build_runner, make_sinks
+    from vidsearch.connector.app import build_pipeline, build_runner, make_writer
     from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.connector.sources.file import FileSource
 
@@ -83,7 +83,7 @@ def run(settings: Settings, workdir: Path, n_stamps: int, progress: Callable[[st
     text = load_text_encoder(s)
     progress("loading the text model", 1, 1)
     source = FileSource(jsonl, s.stack.state_dir, restart=True)
-    runner = build_runner(s, build_pipeline(s, make_sinks(s, ("milvus",)), text=text), source)
+    runner = build_runner(s, build_pipeline(s, make_writer(s, ("milvus",)), text=text), source)
     runner.batch_max = 4
     runner.on_batch = lambda st: progress("indexing", st.events, len(events))
     stats = runner.run()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
-from vidsearch.core.errors import ConfigError
+from vidsearch.core.errors import ConfigError, InfrastructureError
 from vidsearch.core.settings import Settings
 from vidsearch.core.store import VideoStore
 
@@ -18,6 +18,16 @@ BACKENDS: dict[str, str] = {
     "opensearch": "vidsearch.plugins.opensearch.store:OpenSearchVideoStore",
     "milvus": "vidsearch.plugins.milvus.store:MilvusVideoStore",
 }
+
+
+def unavailable_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean "this store cannot answer now", over every registered backend (each
+    declares its own `UNAVAILABLE_ERRORS`), plus the transport errors any client may raise."""
+    errors: list[type[Exception]] = [InfrastructureError, ConnectionError, TimeoutError, OSError]
+    for path in BACKENDS.values():
+        module = importlib.import_module(path.partition(":")[0])
+        errors.extend(getattr(module, "UNAVAILABLE_ERRORS", ()))
+    return tuple(dict.fromkeys(errors))
 
 
 def names() -> list[str]:
@@ -42,3 +52,27 @@ def open_store(name: str, settings: Settings, **options: object) -> VideoStore:
 def configured_stores(settings: Settings, **options: object) -> list[VideoStore]:
     """Every store the catalogue is written to (`indexer.sinks`), in the configured order."""
     return [open_store(name, settings, **options) for name in settings.indexer.sinks]
+
+
+def search_roles(settings: Settings) -> tuple[str, str, dict[str, str]]:
+    """(lexical store, dense store, role -> fallback store) for the retriever.
+
+    Defaults: OpenSearch serves both roles, with Milvus as the fallback of each, unless Milvus is
+    embedded (a milvus-lite file: the no-server default), which then serves both roles alone.
+    `retrieval.lexical_store` / `dense_store` override the roles; the fallback of a role is the
+    first other configured store, when `retrieval.fallback` is on."""
+    from vidsearch.plugins.milvus.client import is_embedded
+
+    cfg = settings.retrieval
+    embedded = is_embedded(settings.milvus.uri)
+    default = "milvus" if embedded else "opensearch"
+    lexical, dense = cfg.lexical_store or default, cfg.dense_store or default
+    check_names([lexical, dense])
+    fallbacks: dict[str, str] = {}
+    if cfg.fallback and not embedded:
+        candidates = [n for n in (*settings.indexer.sinks, *BACKENDS) if n in BACKENDS]
+        for role, name in (("lexical", lexical), ("dense", dense)):
+            other = next((n for n in candidates if n != name), None)
+            if other is not None:
+                fallbacks[role] = other
+    return lexical, dense, fallbacks

@@ -36,13 +36,13 @@ def _model(out: Path, version: str, encoder_versions: dict[str, str]) -> Path:
 
 
 def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    from vidsearch.connector.app import feature_store, make_sinks
+    from vidsearch.connector.app import feature_store, make_writer
     from vidsearch.connector.bulk import Item, write_items
     from vidsearch.ops.datasets.format import load_dataset
     from vidsearch.ops.datasets.tuxpaint import build
     from vidsearch.ops.reembed.job import start
     from vidsearch.ops.reembed.state import JobStore
-    from vidsearch.ops.reembed.work import reembed_docs, target_sinks
+    from vidsearch.ops.reembed.work import reembed_docs, target_writer
     from vidsearch.ops.registry.registry import ModelRegistry
     from vidsearch.plugins.opensearch.client import make_client
 
@@ -60,7 +60,7 @@ def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Call
                                               "min_overlap": 0.0})
     s = settings.model_copy(update={"indexer": idx, "reembed": re_})
     registry = ModelRegistry(s)
-    sources = [{"video_id": v.video_id, "version": 1, "title": v.title, "description": v.description, "tags": [],
+    sources: list[dict[str, Any]] = [{"video_id": v.video_id, "version": 1, "title": v.title, "description": v.description, "tags": [],
                 "media_uri": str(ds.media_path(v).resolve())} for v in ds.videos]
 
     # stored base features come from a first extraction (what the indexer did at ingest time)
@@ -82,22 +82,20 @@ def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Call
 
         work_mod._extractor(s.model_dump_json())  # warm the worker-side extractor (loading is not re-embedding)
         progress("full re-extraction")
-        sinks_full = target_sinks(s, full.id)
-        for sink in sinks_full:
-            sink.ensure()
+        writer_full = target_writer(s, full)
+        writer_full.ensure()
         t0 = time.perf_counter()
-        n_full, extracted = reembed_docs(s, full, sources, sinks_full)
+        n_full, extracted = reembed_docs(s, full, sources, writer_full)
         full_vps = n_full / (time.perf_counter() - t0)
         assert extracted == len(sources), "the full path must re-extract every video"
         progress("head only, from stored features")
-        sinks_head = target_sinks(s, head.id)
-        for sink in sinks_head:
-            sink.ensure()
-        reembed_docs(s, head, sources[:4], sinks_head)  # warm-up: ONNX sessions
+        writer_head = target_writer(s, head)
+        writer_head.ensure()
+        reembed_docs(s, head, sources[:4], writer_head)  # warm-up: ONNX sessions
         best = float("inf")
         for _ in range(5):
             t0 = time.perf_counter()
-            n_head, _ = reembed_docs(s, head, sources, sinks_head)
+            n_head, _ = reembed_docs(s, head, sources, writer_head)
             best = min(best, time.perf_counter() - t0)
         head_vps = n_head / best
 
@@ -110,8 +108,7 @@ def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Call
                 g.video_id = f"{vid}-r{r}"
                 store.put(g.video_id, 1, g)
                 items.append(Item(g))
-        write_items(make_sinks(s), items, "default-v1", batch=500)
-        make_client(s.opensearch).indices.refresh(index=s.indexer.index_prefix)
+        write_items(make_writer(s), items, batch=500)
         by_workers: dict[str, float] = {}
         for n_workers in (1, 2):
             model = registry.register(_model(work / f"w{n_workers}", f"bench-w{n_workers}-{uuid.uuid4().hex[:6]}", versions))
@@ -130,7 +127,8 @@ def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Call
                     time.sleep(0.2)
                 elapsed = time.perf_counter() - t0
                 by_workers[str(n_workers)] = round(len(items) / elapsed, 1)
-                progress(f"{n_workers} worker(s): {by_workers[str(n_workers)]} videos/s ({st['state']})")
+                final = st["state"] if st else "no status"
+                progress(f"{n_workers} worker(s): {by_workers[str(n_workers)]} videos/s ({final})")
             finally:
                 for p in procs:
                     p.terminate()

@@ -48,7 +48,7 @@ def ingest(
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vidsearch.connector.app import build_pipeline, build_runner, make_sinks
+    from vidsearch.connector.app import build_pipeline, build_runner, make_writer
     from vidsearch.ops.registry.routing import registry_routing
     from vidsearch.connector.metrics import Metrics
 
@@ -63,7 +63,7 @@ def ingest(
     try:  # a broken deployment or an unreachable store fails here, before anything is consumed
         with spinner("loading the text model and checking the stores", enabled=not json):
             versions, model = registry_routing(settings) if settings.indexer.use_registry else (None, None)
-            pipeline = build_pipeline(settings, make_sinks(settings, sinks, versions), metrics, model=model)
+            pipeline = build_pipeline(settings, make_writer(settings, sinks, versions, model, metrics), metrics)
             src = _source(settings, source, group, restart)
     except (DeploymentError, InfrastructureError) as exc:
         raise fail(exc) from exc

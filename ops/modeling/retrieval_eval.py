@@ -12,6 +12,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.embedder import BalancedEmbedder, DefaultEmbedder
 from vidsearch.ops.modeling.evaluation import Embedded
 from vidsearch.core.settings import Settings
+from vidsearch.core.errors import ConfigError
 from vidsearch.plugins.retrieval.request import SearchRequest
 
 log = logging.getLogger(__name__)
@@ -35,26 +37,29 @@ ROWS: dict[str, dict] = {
 DEPTH = 100
 
 
+# `--retrieval` choices -> (store backend, served from an embedded milvus-lite file in the work dir)
+EVAL_STORES: dict[str, tuple[str, bool]] = {"opensearch": ("opensearch", False), "milvus": ("milvus", False),
+                                            "milvus-lite": ("milvus", True)}
+
+
 def retrieval_configs(settings: Settings, model_dir: Path | None, store: str, texts: list[str],
                       workdir: Path | None = None) -> tuple[dict[str, Callable[[Split, list[VideoFeatures]], Embedded]], dict[str, str]]:
     """Config functions for `evaluate(extra=...)`, plus rows that cannot run and why."""
     from vidsearch.encoders.serving import load_text_encoder
-    from vidsearch.connector.app import make_sinks
+    from vidsearch.connector.app import make_writer
     from vidsearch.plugins.retrieval.build import build_retriever
 
     name = f"eval_{uuid.uuid4().hex[:8]}"
     workdir = workdir or Path(tempfile.mkdtemp(prefix="vidsearch-eval-"))
+    if store not in EVAL_STORES:
+        raise ConfigError(f"unknown retrieval store {store!r}: choose from {', '.join(EVAL_STORES)}")
+    backend, embedded = EVAL_STORES[store]
     upd: dict = {"indexer": settings.indexer.model_copy(update={
-        "index_prefix": name.replace("_", "-"), "collection_prefix": name, "model_version": "eval",
-        "sinks": ("opensearch",) if store == "opensearch" else ("milvus",)})}
-    if store == "milvus-lite":
+        "index_prefix": name.replace("_", "-"), "collection_prefix": name, "model_version": "eval", "sinks": (backend,)})}
+    if embedded:
         upd["milvus"] = settings.milvus.model_copy(update={"uri": str(workdir / "eval.db")})
-    if store in ("opensearch", "milvus"):
-        upd["retrieval"] = settings.retrieval.model_copy(update={"lexical_store": "opensearch" if store == "opensearch" else "milvus",
-                                                                  "dense_store": "opensearch" if store == "opensearch" else "milvus",
-                                                                  "fallback": False, "query_log": workdir / "queries.f32"})
-    else:
-        upd["retrieval"] = settings.retrieval.model_copy(update={"query_log": workdir / "queries.f32"})
+    upd["retrieval"] = settings.retrieval.model_copy(update={"lexical_store": backend, "dense_store": backend,
+                                                              "fallback": False, "query_log": workdir / "queries.f32"})
     s = settings.model_copy(update=upd)
     model = None
     if model_dir is not None:
@@ -67,11 +72,7 @@ def retrieval_configs(settings: Settings, model_dir: Path | None, store: str, te
     def ranked(split: Split, feats: list[VideoFeatures], row: str) -> Embedded:
         if "retriever" not in state:
             embedder = BalancedEmbedder(model) if model is not None else DefaultEmbedder()
-            write_items(make_sinks(s), [Item(f) for f in feats], "eval", embedder)
-            if store == "opensearch":
-                from vidsearch.plugins.opensearch.client import make_client
-
-                make_client(s.opensearch).indices.refresh(index=s.indexer.index_prefix)
+            write_items(make_writer(s, models=lambda: [("eval", embedder)]), [Item(f) for f in feats])
             state["retriever"] = build_retriever(s, text=text, model=model)
             state["index"] = {f.video_id: i for i, f in enumerate(feats)}
         retriever, index = state["retriever"], state["index"]
@@ -82,7 +83,7 @@ def retrieval_configs(settings: Settings, model_dir: Path | None, store: str, te
                 scores[qi, index[hit.video_id]] = hit.score
         return Embedded(scores, np.zeros((0, 1)), np.zeros((0, 1)), np.zeros((0, 1)))
 
-    configs = {row: (lambda sp, f, r=row: ranked(sp, f, r)) for row in ROWS}
+    configs: dict[str, Callable[[Split, list[VideoFeatures]], Embedded]] = {row: partial(ranked, row=row) for row in ROWS}
     unavailable = {"opensearch_hybrid": "neural-search's hybrid query needs the opensearch-neural-search plugin, which is "
                                         "not published on Maven Central (see `vidsearch stack status`: missing_plugins)"}
     return configs, unavailable

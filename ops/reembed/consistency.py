@@ -1,5 +1,5 @@
 """The nightly consistency check: the source of truth (stored base features, i.e. every video the
-indexer accepted) against both stores' current version: missing, extra, and version mismatches."""
+indexer accepted) against every store's current version: missing, extra, and version mismatches."""
 
 from __future__ import annotations
 
@@ -8,26 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.ops.registry.registry import ModelRegistry
-from vidsearch.ops.reembed.work import id_versions
 from vidsearch.core.settings import Settings
-from vidsearch.plugins.milvus.client import iter_rows
-from vidsearch.plugins.milvus.client import make_client as milvus_client
-from vidsearch.plugins.milvus.videos import collection_name
-
-
-def milvus_versions(settings: Settings, version: str) -> dict[str, int]:
-    client = milvus_client(settings.milvus, timeout=60.0)
-    try:
-        name = collection_name(settings.indexer.collection_prefix, version)
-        client.load_collection(name)
-        return {r["id"]: int(r["version"]) for r in iter_rows(client, name, ["id", "version"])}
-    finally:
-        client.close()
+from vidsearch.ops.reembed.work import stores
+from vidsearch.ops.registry.registry import ModelRegistry
 
 
 def truth(settings: Settings) -> dict[str, int]:
-    """video id -> version from the feature store (written by the indexer before any sink)."""
+    """video id -> version from the feature store (written by the indexer before any store)."""
     from vidsearch.connector.app import feature_store
 
     root = feature_store(settings).root
@@ -44,15 +31,19 @@ def truth(settings: Settings) -> dict[str, int]:
 def check(settings: Settings) -> dict[str, Any]:
     version = ModelRegistry(settings).current()
     src = truth(settings)
-    stores = {"opensearch": {k: v for k, (v, _) in id_versions(settings, version).items()},
-              "milvus": milvus_versions(settings, version)}
+    found: dict[str, dict[str, int]] = {}
+    for store in stores(settings):
+        try:
+            found[store.name] = {k: v for k, (v, _) in store.id_versions(version).items()}
+        finally:
+            store.close()
     report: dict[str, Any] = {"version": version, "videos": len(src)}
-    for name, got in stores.items():
+    for name, got in found.items():
         report[name] = {
             "count": len(got),
             "missing": sorted(set(src) - set(got))[:100],
             "extra": sorted(set(got) - set(src))[:100],
             "stale": sorted(v for v in set(src) & set(got) if got[v] < src[v])[:100],
         }
-    report["consistent"] = all(not (report[n]["missing"] or report[n]["stale"]) for n in stores)
+    report["consistent"] = all(not (report[n]["missing"] or report[n]["stale"]) for n in found)
     return report

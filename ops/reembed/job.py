@@ -1,8 +1,8 @@
 """Start, finish, roll back and clean up re-embedding jobs (the Celery tasks call these).
 
-start: create the target index and collection (not behind the alias), add the target to the live
+start: create the target version in every store (not behind the alias), add the target to the live
        write targets (ingestion now writes both versions), record the job, launch the chord.
-finish: catch up, validate, swap both aliases, make the target current and keep the source warm
+finish: catch up, validate, swap every store's alias, make the target current and keep the source warm
         (still written) for `retention_s`, so a rollback loses nothing; or fail, leaving the
         aliases where they were, with the reason.
 """
@@ -15,12 +15,11 @@ from typing import Any
 
 from vidsearch.ops.reembed.payload import catalogue, worker_settings
 from vidsearch.ops.reembed.state import Job, JobStore
-from vidsearch.ops.reembed.swap import drop_version, swap_aliases, validate
-from vidsearch.ops.reembed.work import catch_up, missing_in, os_client, target_sinks
+from vidsearch.ops.reembed.swap import drop_version, swap_aliases, validate, version_exists
+from vidsearch.ops.reembed.work import catalogue_store, catch_up, missing_in, target_writer
 from vidsearch.ops.registry.registry import ModelRegistry, RegistryError
 from vidsearch.ops.registry.routing import ROUTING_TTL_S
 from vidsearch.core.settings import Settings
-from vidsearch.plugins.opensearch.videos import index_name
 
 log = logging.getLogger(__name__)
 MAX_REPORTED = 100  # failed video ids listed in a job's report (the count is always complete)
@@ -44,13 +43,15 @@ def start(settings: Settings, target: str) -> Job:
     running = JobStore(registry).get()
     if running is not None and running.state in ("running", "validating"):
         raise RegistryError(f"job {running.id} ({running.source} -> {running.target}) is still {running.state}")
-    for sink in target_sinks(settings, target):
-        sink.ensure()
-    registry.add_extra(target)  # live ingestion writes both versions from now on
-    client = os_client(settings)
-    src_index = index_name(settings.indexer.index_prefix, source)
-    client.indices.refresh(index=src_index)
-    total = int(client.count(index=src_index)["count"])
+    writer = target_writer(settings, registry.get(target))
+    try:
+        writer.ensure()
+        registry.add_extra(target)  # live ingestion writes both versions from now on
+        reader = catalogue_store(writer.stores)
+        reader.refresh(source)
+        total = reader.count(source)
+    finally:
+        writer.close()
     job = JobStore(registry).create(source, target, settings.reembed.chunks, total, head_only=True)
     # ids only (see `payload`): the workers take every setting from their own configuration
     cat, queue = catalogue(settings), settings.reembed.queue
@@ -107,8 +108,7 @@ def rollback(settings: Settings) -> dict[str, Any]:
     current, previous = registry.current(), registry.previous()
     if not previous:
         raise RegistryError("nothing to roll back to: no previous version")
-    client = os_client(settings)
-    if not client.indices.exists(index=index_name(settings.indexer.index_prefix, previous)):
+    if not version_exists(settings, previous):
         raise RegistryError(f"the previous version {previous} was already dropped (retention_s passed)")
     swapped = swap_aliases(settings, previous)
     registry.set_current(previous, previous=current)

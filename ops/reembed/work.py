@@ -1,11 +1,12 @@
 """The work of a re-embedding job, as plain functions the Celery tasks call.
 
-Enumeration: the source version's OpenSearch index (the catalogue's source of truth for
-metadata), split into `chunks` sliced-scroll slices; slice membership is a hash of the id, so a
-retried chunk covers exactly the same videos. Each video: stored base features (re-extracted from
-media only when the target model needs different encoders), the target's embedder, the same
-`build_doc` and sinks as live ingestion, written with the video's own version: rewriting a chunk
-is idempotent (same id, same version), never a duplicate.
+Enumeration: the source version in the catalogue store (the first configured store that keeps
+full documents, else the first store: `catalogue_store`), split into `chunks` slices; slice
+membership is stable per id, so a retried chunk covers exactly the same videos. Each video: stored
+base features (re-extracted from media only when the target model needs different encoders), the
+target's embedder, and the same document writer as live ingestion, written with the video's own
+version: rewriting a chunk is idempotent (same id, same version), never a duplicate. Everything
+goes through the `VideoStore` contract, so a deployment with any one engine can re-embed.
 
 One bad video never fails its chunk: a video whose stored features are missing or corrupt (with
 no media to extract them again), whose media is bad, whose embedding fails or which a store
@@ -16,58 +17,43 @@ broken deployment still fails the chunk (it is retried; see `vidsearch.core.erro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-from vidsearch.connector.app import feature_store, make_sinks
-from vidsearch.core.documents import IndexDoc
-from vidsearch.connector.documents import build_doc
+from vidsearch.connector.app import feature_store, make_writer
 from vidsearch.connector.events import VideoUpsert
-from vidsearch.connector.sinks.base import Sink
-from vidsearch.encoders.features import FeatureFormatError, VideoFeatures
+from vidsearch.connector.writer import DocumentWriter
+from vidsearch.core.documents import IndexDoc
 from vidsearch.core.errors import DataError, Handling, classify
+from vidsearch.core.settings import Settings
+from vidsearch.core.store import VideoStore
+from vidsearch.encoders.features import FeatureFormatError, VideoFeatures
 from vidsearch.ops.registry.embedders import embedder_for, needs_reextraction
 from vidsearch.ops.registry.registry import ModelEntry, ModelRegistry
-from vidsearch.core.settings import Settings
-from vidsearch.plugins.opensearch.client import make_client
-from vidsearch.plugins.opensearch.videos import index_name
+from vidsearch.plugins.backends import configured_stores
 
 log = logging.getLogger(__name__)
-SOURCE_FIELDS = ["video_id", "version", "title", "description", "tags", "language", "duration", "published_at",
-                 "media_uri", "extra", "model_version"]
+STORE_TIMEOUT_S = 60.0  # scans and bulk rewrites of a whole catalogue: longer than a search's
 
 
-def os_client(settings: Settings):
-    return make_client(settings.opensearch.model_copy(update={"timeout_s": max(settings.opensearch.timeout_s, 60.0)}))
+def stores(settings: Settings) -> list[VideoStore]:
+    """Every configured store, with a timeout fit for whole-catalogue work."""
+    return configured_stores(settings, timeout_s=STORE_TIMEOUT_S)
+
+
+def catalogue_store(all_stores: Sequence[VideoStore]) -> VideoStore:
+    """Where the job reads the catalogue (ids, versions, metadata): the first store that keeps
+    full documents, else the first store (a single-engine deployment reads its only store)."""
+    return next((s for s in all_stores if s.keeps_full_documents), all_stores[0])
 
 
 def scan_slice(settings: Settings, version: str, slice_id: int, slices: int, size: int) -> Iterator[list[dict[str, Any]]]:
-    client = os_client(settings)
-    body: dict[str, Any] = {"query": {"match_all": {}}, "sort": ["_doc"], "size": size, "_source": SOURCE_FIELDS}
-    if slices > 1:
-        body["slice"] = {"id": slice_id, "max": slices}
-    resp = client.search(index=index_name(settings.indexer.index_prefix, version), body=body, scroll="5m")
-    scroll_id = resp.get("_scroll_id")
+    store = catalogue_store(stores(settings))
     try:
-        while hits := resp["hits"]["hits"]:
-            yield [h["_source"] for h in hits]
-            resp = client.scroll(scroll_id=scroll_id, scroll="5m")
-            scroll_id = resp.get("_scroll_id")
+        yield from store.scan(version, slice_id=slice_id, slices=slices, batch=size)
     finally:
-        if scroll_id:
-            client.clear_scroll(scroll_id=scroll_id, ignore=(404,))
-
-
-def id_versions(settings: Settings, version: str) -> dict[str, tuple[int, str]]:
-    """id -> (version, model_version) of every document in a version's index."""
-    from opensearchpy import helpers
-
-    out = {}
-    for hit in helpers.scan(os_client(settings), index=index_name(settings.indexer.index_prefix, version),
-                            query={"query": {"match_all": {}}, "_source": ["version", "model_version"]}, size=1000):
-        out[hit["_id"]] = (int(hit["_source"]["version"]), hit["_source"].get("model_version", ""))
-    return out
+        store.close()
 
 
 @lru_cache(maxsize=1)
@@ -116,9 +102,9 @@ def to_event(src: dict[str, Any]) -> VideoUpsert:
                        media_uri=src.get("media_uri"), features="stored", **(src.get("extra") or {}))
 
 
-def target_sinks(settings: Settings, version: str) -> list[Sink]:
-    """Sinks that write only the target version (never the alias)."""
-    return make_sinks(settings, versions=lambda: [version])
+def target_writer(settings: Settings, target: ModelEntry) -> DocumentWriter:
+    """A writer into the target version only (never the alias), embedding with the target's model."""
+    return make_writer(settings, versions=lambda: [target.id], models=lambda: [(target.id, embedder_for(target))])
 
 
 def _videos_fault(exc: BaseException) -> bool:
@@ -136,12 +122,12 @@ def _skip(exc: Exception, video_id: str, stage: str, failed: dict[str, str]) -> 
     failed[video_id] = reason
 
 
-def _embed(target: ModelEntry, pairs: list[tuple[dict[str, Any], VideoFeatures]],
+def _build(writer: DocumentWriter, pairs: list[tuple[dict[str, Any], VideoFeatures]],
            failed: dict[str, str]) -> list[IndexDoc]:
-    """Embed a page in one batch; when the batch fails, one video at a time to find the bad ones."""
-    embedder = embedder_for(target)
+    """Build a page's documents in one batch; when the batch fails, one video at a time to find
+    the bad ones."""
     try:
-        vectors = embedder.vectors([f for _, f in pairs])
+        return writer.build([(to_event(src), feats) for src, feats in pairs])
     except Exception as exc:
         if len(pairs) == 1:
             _skip(exc, pairs[0][0]["video_id"], "embed", failed)
@@ -149,20 +135,14 @@ def _embed(target: ModelEntry, pairs: list[tuple[dict[str, Any], VideoFeatures]]
         if not _videos_fault(exc):
             raise
         log.warning("reembed batch embedding failed, embedding one by one error=%s", exc)
-        return [doc for pair in pairs for doc in _embed(target, [pair], failed)]
-    out: list[IndexDoc] = []
-    for (src, feats), vec in zip(pairs, vectors, strict=True):
-        try:
-            out.append(build_doc(to_event(src), feats, target.id, vec))
-        except Exception as exc:  # noqa: BLE001 - a malformed source document is that video's fault
-            _skip(exc, src["video_id"], "build", failed)
-    return out
+        return [doc for pair in pairs for doc in _build(writer, [pair], failed)]
 
 
-def reembed_docs(settings: Settings, target: ModelEntry, docs: list[dict[str, Any]], sinks: list[Sink],
+def reembed_docs(settings: Settings, target: ModelEntry, docs: list[dict[str, Any]], writer: DocumentWriter,
                  failed: dict[str, str] | None = None) -> tuple[int, int]:
     """(written, re-extracted) for a page of source documents; videos that cannot be re-embedded
-    are skipped and added to `failed` (video id -> reason)."""
+    are skipped and added to `failed` (video id -> reason), including those a store refused (the
+    writer's policy: recorded, never undone in the stores that took them)."""
     failed = {} if failed is None else failed
     pairs, extracted = [], 0
     for src in docs:
@@ -173,19 +153,13 @@ def reembed_docs(settings: Settings, target: ModelEntry, docs: list[dict[str, An
             continue
         extracted += fresh
         pairs.append((src, feats))
-    out = _embed(target, pairs, failed) if pairs else []
-    for i, sink in enumerate(sinks):
-        if not out:
-            break
-        res = sink.write(out)  # type: ignore[arg-type]
-        if res.rejected:
-            for vid, reason in res.rejected.items():
-                log.warning("reembed document refused store=%s video_id=%s reason=%s", sink.name, vid, reason)
-                failed[vid] = f"{sink.name} refused the document: {reason}"[:300]
-            for earlier in sinks[:i]:  # keep the stores in agreement: undo what the others took
-                earlier.remove(list(res.rejected))
-            out = [d for d in out if d.video_id not in res.rejected]
-    return len(out), extracted
+    out = _build(writer, pairs, failed) if pairs else []
+    if not out:
+        return 0, extracted
+    outcome = writer.write(out)
+    for vid, why in outcome.rejected.items():
+        failed[vid] = f"{why.store} refused the document: {why.reason}"[:300]
+    return len(outcome.written), extracted
 
 
 def run_chunk(settings: Settings, registry: ModelRegistry, source: str, target: str, slice_id: int, slices: int,
@@ -194,52 +168,69 @@ def run_chunk(settings: Settings, registry: ModelRegistry, source: str, target: 
     """Re-embed one slice. `progress` gets the running count after every page, `on_failed` the
     videos a page skipped (video id -> reason)."""
     entry = registry.get(target)
-    sinks = target_sinks(settings, target)
-    for sink in sinks:
-        sink.ensure()
+    writer = target_writer(settings, entry)
+    writer.ensure()
     done = extracted = failed_total = 0
-    for page in scan_slice(settings, source, slice_id, slices, batch):
-        failed: dict[str, str] = {}
-        n, x = reembed_docs(settings, entry, page, sinks, failed)
-        done += n
-        extracted += x
-        failed_total += len(failed)
-        on_failed(failed)
-        progress(done)
+    try:
+        for page in scan_slice(settings, source, slice_id, slices, batch):
+            failed: dict[str, str] = {}
+            n, x = reembed_docs(settings, entry, page, writer, failed)
+            done += n
+            extracted += x
+            failed_total += len(failed)
+            on_failed(failed)
+            progress(done)
+    finally:
+        writer.close()
     return {"chunk": slice_id, "done": done, "extracted": extracted, "failed": failed_total}
 
 
 def catch_up(settings: Settings, registry: ModelRegistry, source: str, target: str,
              failed: dict[str, str] | None = None) -> dict[str, int]:
-    """Bring the target level with the source after the chunks: videos ingested meanwhile (live
-    writes reach the target too, but embedded with the old model), newer versions, deletions.
-    Videos skipped by the chunks are tried again here; those that fail again go to `failed`."""
+    """Bring the target level with the source after the chunks, in every store: videos ingested
+    meanwhile (live writes reach the target too, but embedded with the old model), newer
+    versions, deletions. Videos skipped by the chunks are tried again here; those that fail again
+    go to `failed`."""
     failed = {} if failed is None else failed
-    client = os_client(settings)
-    client.indices.refresh(index=",".join(index_name(settings.indexer.index_prefix, v) for v in (source, target)))
-    src, dst = id_versions(settings, source), id_versions(settings, target)
-    todo = [vid for vid, (ver, _) in src.items() if vid not in dst or dst[vid][0] < ver or dst[vid][1] != target]
-    gone = [vid for vid in dst if vid not in src]
-    entry, sinks = registry.get(target), target_sinks(settings, target)
-    fixed = 0
-    for start in range(0, len(todo), 256):
-        ids = todo[start:start + 256]
-        docs = client.mget(index=index_name(settings.indexer.index_prefix, source), body={"ids": ids},
-                           _source_includes=SOURCE_FIELDS)["docs"]
-        fixed += reembed_docs(settings, entry, [d["_source"] for d in docs if d.get("found")], sinks, failed)[0]
-    if gone:
-        for sink in sinks:
-            sink.remove(gone)
-    client.indices.refresh(index=index_name(settings.indexer.index_prefix, target))
+    entry = registry.get(target)
+    writer = target_writer(settings, entry)
+    catalogue = catalogue_store(writer.stores)
+    try:
+        for store in writer.stores:
+            store.refresh(source)
+            store.refresh(target)
+        src = catalogue.id_versions(source)
+        todo: set[str] = set()
+        gone: set[str] = set()
+        for store in writer.stores:
+            dst = store.id_versions(target)
+            todo |= {vid for vid, (ver, _) in src.items() if vid not in dst or dst[vid][0] < ver or dst[vid][1] != target}
+            gone |= {vid for vid in dst if vid not in src}
+        fixed = 0
+        ordered = sorted(todo)
+        for start in range(0, len(ordered), 256):
+            found = catalogue.fetch(ordered[start:start + 256], version=source)
+            fixed += reembed_docs(settings, entry, list(found.values()), writer, failed)[0]
+        writer.remove(sorted(gone))
+        for store in writer.stores:
+            store.refresh(target)
+    finally:
+        writer.close()
     return {"caught_up": fixed, "removed": len(gone), "failed": len(failed)}
 
 
 def missing_in(settings: Settings, version: str, failed: dict[str, str]) -> dict[str, str]:
-    """The recorded failures whose video is absent from `version`'s index (a live write or a later
-    retry may have put it there since)."""
-    client, ids, missing = os_client(settings), sorted(failed), {}
-    index = index_name(settings.indexer.index_prefix, version)
-    for start in range(0, len(ids), 500):
-        docs = client.mget(index=index, body={"ids": ids[start:start + 500]}, _source=False)["docs"]
-        missing.update({d["_id"]: failed[d["_id"]] for d in docs if not d.get("found")})
+    """The recorded failures whose video is absent from `version` in some store (a live write or a
+    later retry may have put it there since)."""
+    ids, missing = sorted(failed), {}
+    all_stores = stores(settings)
+    try:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for store in all_stores:
+                found = store.fetch(chunk, version=version)
+                missing.update({vid: failed[vid] for vid in chunk if vid not in found})
+    finally:
+        for store in all_stores:
+            store.close()
     return missing

@@ -14,13 +14,15 @@ from datetime import datetime
 from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
-
+from pymilvus.exceptions import MilvusException
 from vidsearch.core.documents import VECTOR_FIELDS
 
 DIM = 384
 MAX_TEXT_BYTES = 60_000
 MAX_TITLE_BYTES = 4_000
 MAX_JSON_BYTES = 60_000
+# What an oversized `meta` JSON loses first; each dropped key leaves `<key>_truncated: true`.
+META_DROP_ORDER = ("extra", "keyframes", "segments", "description")
 # Lucene's English stop set (what OpenSearch's `english` analyzer removes)
 ENGLISH_STOP_WORDS = ("a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
                       "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
@@ -66,9 +68,20 @@ def _index_params(client: MilvusClient):
     return params
 
 
+def _create(client: MilvusClient, name: str, **kwargs: Any) -> None:
+    """Create a collection; another process creating it at the same moment is not an error."""
+    try:
+        client.create_collection(name, consistency_level="Strong", **kwargs)
+    except MilvusException:
+        if not client.has_collection(name):
+            raise
+
+
 def ensure_collection(client: MilvusClient, name: str, alias: str | None) -> None:
+    """Create the collection and its tombstone collection when missing; with `alias`, point it at
+    the collection only when that alias does not exist yet (an existing alias moves by swap only)."""
     if not client.has_collection(name):
-        client.create_collection(name, schema=_schema(client), index_params=_index_params(client), consistency_level="Strong")
+        _create(client, name, schema=_schema(client), index_params=_index_params(client))
     tomb = tombstone_name(name)
     if not client.has_collection(tomb):
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -77,9 +90,13 @@ def ensure_collection(client: MilvusClient, name: str, alias: str | None) -> Non
         schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs one vector field
         params = client.prepare_index_params()
         params.add_index(field_name="v", index_type="FLAT", metric_type="L2")
-        client.create_collection(tomb, schema=schema, index_params=params, consistency_level="Strong")
+        _create(client, tomb, schema=schema, index_params=params)
     if alias and alias not in client.list_aliases().get("aliases", []):
-        client.create_alias(collection_name=name, alias=alias)
+        try:
+            client.create_alias(collection_name=name, alias=alias)
+        except MilvusException:
+            if alias not in client.list_aliases().get("aliases", []):
+                raise
 
 
 def _clip(text: str, max_bytes: int) -> str:
@@ -94,14 +111,15 @@ def _ms(value: datetime | None) -> int:
 def to_row(doc: Any) -> dict[str, Any]:
     """IndexDoc -> Milvus row (strings clipped to the schema's byte limits)."""
     # Keyframe vectors (rounded) and transcript segments ride along for moments on the Milvus-only
-    # path; whatever does not fit the JSON limit is dropped in order extra, keyframes, segments.
+    # path, and the description for re-embedding a Milvus-only deployment (the `text` field mixes
+    # it with everything else); whatever does not fit the JSON limit is dropped in `META_DROP_ORDER`.
     meta: dict[str, Any] = {
         "model_version": doc.model_version, "media_uri": doc.media_uri,
         "keyframe_times": [k["t"] for k in doc.keyframes],
         "keyframes": [{"t": k["t"], "vector": [round(float(x), 4) for x in k["vector"]]} for k in doc.keyframes],
-        "segments": doc.segments, "extra": doc.extra,
+        "segments": doc.segments, "extra": doc.extra, "description": doc.description,
     }
-    for drop in ("extra", "keyframes", "segments"):
+    for drop in META_DROP_ORDER:
         if len(json.dumps(meta)) <= MAX_JSON_BYTES:
             break
         meta.pop(drop)

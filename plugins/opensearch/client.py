@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opensearchpy import OpenSearch
 
 from vidsearch.core.settings import OpenSearchSettings
 
 
-def make_client(settings: OpenSearchSettings, **kwargs: object) -> OpenSearch:
+def make_client(settings: OpenSearchSettings, **kwargs: Any) -> OpenSearch:
+    """`kwargs` go to `OpenSearch(...)` as they are (its own signature takes `**kwargs: Any`)."""
     auth = None
     if settings.username is not None:
         password = settings.password.get_secret_value() if settings.password else ""

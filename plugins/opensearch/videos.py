@@ -34,6 +34,10 @@ def mapping() -> dict[str, Any]:
             # Keep delete tombstones (with their external versions) for a day, so an older
             # upsert replayed after a delete cannot resurrect the video.
             "index.gc_deletes": "24h",
+            # Keep vectors in the stored _source. OpenSearch 3.x derives them from the HNSW files
+            # by default ("derived source"), and then a realtime get after a scroll over the same
+            # segments fails with `already_closed_exception` (seen on 3.5 with NCL's rewrite).
+            "index.knn.derived_source.enabled": False,
         },
         "mappings": {
             "dynamic": "strict",

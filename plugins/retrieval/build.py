@@ -7,10 +7,10 @@ import numpy as np
 
 from vidsearch.encoders.fusion.default import VERSION as DEFAULT_FUSION_VERSION
 from vidsearch.core.settings import Settings
-from vidsearch.plugins.milvus.client import is_embedded
+from vidsearch.core.store import SearchStore, VideoStore
+from vidsearch.plugins.backends import open_store, search_roles
 from vidsearch.plugins.retrieval.query_log import recorder
 from vidsearch.plugins.retrieval.retriever import Retriever
-from vidsearch.plugins.retrieval.stores import MilvusStore, OpenSearchStore, SearchStore
 
 
 class TextQueryEncoder:
@@ -30,24 +30,10 @@ class TextQueryEncoder:
         return self.text.encode(texts)
 
 
-def store_roles(settings: Settings) -> tuple[str, str]:
-    cfg = settings.retrieval
-    embedded = is_embedded(settings.milvus.uri)
-    lexical = cfg.lexical_store or ("milvus" if embedded else "opensearch")
-    dense = cfg.dense_store or ("milvus" if embedded else "opensearch")
-    return lexical, dense
-
-
-def make_store(settings: Settings, kind: str) -> SearchStore:
-    if kind == "opensearch":
-        from vidsearch.plugins.opensearch.client import make_client
-
-        os_settings = settings.opensearch.model_copy(update={"timeout_s": min(settings.opensearch.timeout_s, 5.0)})
-        # one pooled connection per concurrent route (urllib3's default pool holds one)
-        return OpenSearchStore(make_client(os_settings, max_retries=0, maxsize=16), settings.indexer.index_prefix)
-    from vidsearch.plugins.milvus.client import make_client as milvus_client
-
-    return MilvusStore(lambda: milvus_client(settings.milvus, timeout=5.0, dedicated=True), settings.indexer.collection_prefix)
+def make_store(settings: Settings, name: str) -> VideoStore:
+    """A store for serving queries: short timeouts (a slow store degrades its route, it does not
+    hold the request), one pooled connection per concurrent route."""
+    return open_store(name, settings, timeout_s=5.0)
 
 
 def build_retriever(settings: Settings, text=None, model=None) -> Retriever:  # noqa: ANN001
@@ -59,19 +45,16 @@ def build_retriever(settings: Settings, text=None, model=None) -> Retriever:  # 
 
         model = BalancedModel.load(cfg.model_dir, settings.encoders.threads)
     encoder = TextQueryEncoder(text or load_text_encoder(settings), model)
-    lexical, dense = store_roles(settings)
-    made: dict[str, SearchStore] = {}
+    lexical, dense, fallback_names = search_roles(settings)
+    made: dict[str, VideoStore] = {}
 
-    def store(kind: str) -> SearchStore:
-        if kind not in made:
-            made[kind] = make_store(settings, kind)
-        return made[kind]
+    def store(name: str) -> VideoStore:
+        if name not in made:
+            made[name] = make_store(settings, name)
+        return made[name]
 
-    stores = {"lexical": store(lexical), "dense": store(dense)}
-    fallbacks: dict[str, SearchStore] = {}
-    if cfg.fallback and not is_embedded(settings.milvus.uri):
-        for role, kind in (("lexical", lexical), ("dense", dense)):
-            fallbacks[role] = store("milvus" if kind == "opensearch" else "opensearch")
+    stores: dict[str, SearchStore] = {"lexical": store(lexical), "dense": store(dense)}
+    fallbacks: dict[str, SearchStore] = {role: store(name) for role, name in fallback_names.items()}
     # Served queries feed NCL's bank only on opt-in: anyone who can query could otherwise steer it.
     return Retriever(encoder, stores, fallbacks, cfg.overfetch, cfg.min_candidates, on_query=recorder(settings),
                      prior=dict(cfg.route_prior))

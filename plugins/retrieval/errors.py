@@ -13,12 +13,9 @@ class AllRoutesFailedError(RetrievalError, InfrastructureError):
     """No route could be served by any store; the caller gets 503, with each store's reason."""
 
 
-def store_unavailable_errors() -> tuple[type[BaseException], ...]:
+def store_unavailable_errors() -> tuple[type[Exception], ...]:
     """Exceptions that mean "this store cannot answer now" (down, timing out, index missing), as
-    opposed to a bug in our query, which must surface."""
-    from opensearchpy.exceptions import ConnectionError as OsConnectionError
-    from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, TransportError
-    from pymilvus.exceptions import MilvusException
+    opposed to a bug in our query, which must surface. Each backend declares its own."""
+    from vidsearch.plugins.backends import unavailable_errors
 
-    return (OsConnectionError, ConnectionTimeout, NotFoundError, TransportError, MilvusException, ConnectionError,
-            TimeoutError, OSError)
+    return unavailable_errors()

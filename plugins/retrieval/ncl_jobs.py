@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from vidsearch.core.settings import Settings
+from vidsearch.plugins.backends import configured_stores
 from vidsearch.plugins.retrieval.ncl_index import recompute
 from vidsearch.plugins.retrieval.query_log import QueryLog
 
@@ -32,18 +33,13 @@ def state_path(settings: Settings) -> Path:
 
 
 def recompute_from_settings(settings: Settings) -> dict[str, Any]:
-    from vidsearch.plugins.milvus.client import make_client as milvus_client
-    from vidsearch.plugins.opensearch.client import make_client
-
     bank, source = query_bank(settings)
-    cfg = settings.indexer
-    os_target = (make_client(settings.opensearch), cfg.index_prefix) if "opensearch" in cfg.sinks else None
-    mv_client = milvus_client(settings.milvus, timeout=60.0) if "milvus" in cfg.sinks else None
+    stores = configured_stores(settings, timeout_s=60.0)
     try:
-        report = recompute(bank, settings.retrieval.ncl_tau, os_target, (mv_client, cfg.collection_prefix) if mv_client else None)
+        report = recompute(bank, settings.retrieval.ncl_tau, stores)
     finally:
-        if mv_client is not None:
-            mv_client.close()
+        for store in stores:
+            store.close()
     if report.state is not None:
         report.state.save(state_path(settings))
     return {**report.as_dict(), "bank_source": source}

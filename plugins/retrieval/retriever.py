@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -24,9 +24,10 @@ from vidsearch.plugins.retrieval.errors import AllRoutesFailedError, store_unava
 from vidsearch.plugins.retrieval.fusion import fuse
 from vidsearch.plugins.retrieval.moments import Moment, best_moment
 from vidsearch.plugins.retrieval.request import SearchRequest
-from vidsearch.plugins.retrieval.stores import SearchStore
+from vidsearch.core.store import SearchStore
 
 log = logging.getLogger(__name__)
+_V = TypeVar("_V")  # what a store call maps each video id to (a score, a document)
 TEXT_SPACE_FIELDS = {"knn_speech", "knn_ocr"}  # stored as raw text-encoder vectors in every model
 
 
@@ -87,8 +88,8 @@ class Retriever:
     prior: dict[str, float] = field(default_factory=dict)  # dynamic margin's per-route prior (settings)
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="route"))
 
-    def _run(self, role: str, name: str, call: Callable[[SearchStore], dict[str, float]],
-             warnings: list[str]) -> tuple[dict[str, float], str | None]:
+    def _run(self, role: str, name: str, call: Callable[[SearchStore], dict[str, _V]],
+             warnings: list[str]) -> tuple[dict[str, _V], str | None]:
         errors = store_unavailable_errors()
         tried = [self.stores[role]] + ([self.fallbacks[role]] if role in self.fallbacks else [])
         for store in tried:
@@ -120,7 +121,8 @@ class Retriever:
             return "dense", f"vec_{name[4:]}", raw if name in TEXT_SPACE_FIELDS else tower
 
         def one(name: str) -> tuple[str, dict[str, float], str | None, float, list[str]]:
-            r0, notes = time.perf_counter(), []
+            r0 = time.perf_counter()
+            notes: list[str] = []
             role, fld, vec = target(name)
             if vec is None:
                 res, store = self._run(role, name, lambda s: s.bm25(req.q, req.filters, depth), notes)
@@ -178,18 +180,17 @@ class Retriever:
     def _batched(self, req: SearchRequest, depth: int,
                  target: Callable[[str], tuple[str, str, np.ndarray | None]]) -> dict[str, dict[str, float]] | None:
         """All routes in one round trip when one store serves them all and can batch (OpenSearch
-        `_msearch`); None means "use the per-route path" (which also handles fallbacks)."""
+        `_msearch`, as the optional `many` method); None means "use the per-route path" (which also handles fallbacks)."""
         store = self.stores["dense"]
         many = getattr(store, "many", None)
         if many is None or self.stores["lexical"] is not store or len(req.routes) < 2:
             return None
-        bodies = []
+        queries: list[tuple[Any, ...]] = []
         for name in req.routes:
             _, fld, vec = target(name)
-            bodies.append(store.bm25_body(req.q, req.filters, depth) if vec is None  # type: ignore[attr-defined]
-                          else store.knn_body(fld, vec, req.filters, depth))  # type: ignore[attr-defined]
+            queries.append(("bm25", req.q) if vec is None else ("knn", fld, vec))
         try:
-            return dict(zip(req.routes, many(bodies), strict=True))
+            return dict(zip(req.routes, many(queries, req.filters, depth), strict=True))
         except store_unavailable_errors() as exc:
             log.info("batched search failed, per route from here: %s", exc)
             return None

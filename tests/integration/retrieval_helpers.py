@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from vidsearch.connector.app import make_sinks
+from vidsearch.connector.app import make_writer
 from vidsearch.connector.bulk import Item, write_items
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.speech import Segment
@@ -59,26 +59,21 @@ def scoped(settings: Settings, name: str, **retrieval) -> Settings:  # noqa: ANN
 
 def load(settings: Settings, text, media: Path | None = None, sinks: tuple[str, ...] = ("milvus", "opensearch")) -> list[str]:  # noqa: ANN001
     items = [Item(features(text, vid, media), language=CATALOGUE[vid][2], tags=CATALOGUE[vid][3]) for vid in CATALOGUE]
-    write_items(make_sinks(settings, sinks), items, settings.indexer.model_version)
-    if "opensearch" in sinks:
-        from vidsearch.plugins.opensearch.client import make_client
-
-        make_client(settings.opensearch).indices.refresh(index=settings.indexer.index_prefix)
+    write_items(make_writer(settings, sinks), items)
     return list(CATALOGUE)
 
 
 def drop_catalogue(s: Settings) -> None:
-    """Remove what a test created: the collection alias, then the index and collection of its version."""
-    from vidsearch.ops.reembed.swap import drop_version
-    from vidsearch.plugins.milvus.client import make_client
+    """Remove what a test created, in every store: the alias, then its version's index/collection."""
+    from vidsearch.plugins.backends import names, open_store
 
-    client = make_client(s.milvus, timeout=30.0)
-    try:
-        if s.indexer.collection_prefix in client.list_aliases().get("aliases", []):
-            client.drop_alias(alias=s.indexer.collection_prefix)
-    finally:
-        client.close()
-    drop_version(s, s.indexer.model_version)
+    for name in names():
+        store = open_store(name, s, timeout_s=30.0)
+        try:
+            store.drop_alias()
+            store.drop(s.indexer.model_version)
+        finally:
+            store.close()
 
 
 def _free_port() -> int:

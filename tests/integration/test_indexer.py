@@ -22,17 +22,24 @@ from tests.integration.indexer_helpers import (
     opensearch_state,
     produce,
 )
-from vidsearch.connector.app import build_pipeline, build_runner, make_sinks
+from vidsearch.connector.app import build_pipeline, build_runner, make_writer
 from vidsearch.encoders.serving import load_text_encoder
 from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.runner import Runner
 from vidsearch.connector.sources.kafka import KafkaSource
 from vidsearch.ops.bench import events as ev
 from vidsearch.ops.bench.events import features_b64, synthetic_features
-from vidsearch.core.settings import Settings
+from vidsearch.core.settings import Settings, load_settings
+from vidsearch.ops.datasets.clips import wheel_clips
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-CLIPS = Path("/var/cache/vidsearch/media/gradio")
+# The gradio wheel's clips, unpacked into this user's cache (/var/cache/vidsearch only for root).
+CLIPS = load_settings().stack.cache_dir / "media" / "gradio"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _clips_unpacked(settings: Settings) -> None:
+    assert wheel_clips(settings.stack.cache_dir)[0].path.is_relative_to(CLIPS.parent)
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +48,7 @@ def text_encoder(settings: Settings):
 
 
 def make_runner(settings: Settings, text_encoder, group: str | None = None, metrics: Metrics | None = None) -> Runner:
-    pipeline = build_pipeline(settings, make_sinks(settings), metrics, text=text_encoder)
+    pipeline = build_pipeline(settings, make_writer(settings), metrics, text=text_encoder)
     return build_runner(settings, pipeline, KafkaSource(settings, group_id=group))
 
 

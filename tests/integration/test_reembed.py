@@ -1,6 +1,8 @@
 """Re-embedding after retraining, end to end: real Redis, real Celery worker subprocesses, real
 OpenSearch and Milvus. One catalogue of 2,000 videos goes through a promotion with a worker
-killed mid-job, live ingestion during the job and queries hammering the alias; then a rollback."""
+killed mid-job, live ingestion during the job and BM25 + k-NN queries hammering the alias of
+both stores; then a rollback, checked on both stores' contents. A Milvus-only deployment goes
+through the same promotion without OpenSearch."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vidsearch.connector.app import feature_store, make_sinks
+from vidsearch.connector.app import feature_store, make_writer
 from vidsearch.ops.registry.routing import registry_routing
 from vidsearch.connector.bulk import Item, write_items
 from vidsearch.connector.feature_store import FileFeatureStore
@@ -26,9 +28,7 @@ from vidsearch.ops.reembed.payload import worker_env
 from vidsearch.ops.reembed.state import JobStore
 from vidsearch.ops.registry.registry import ModelRegistry
 from vidsearch.core.settings import Settings
-from vidsearch.plugins.milvus.client import iter_rows
-from vidsearch.plugins.milvus.client import make_client as milvus_client
-from vidsearch.plugins.milvus.videos import collection_name
+from vidsearch.plugins.backends import configured_stores
 from vidsearch.plugins.opensearch.client import make_client
 from vidsearch.plugins.opensearch.videos import index_name
 
@@ -59,10 +59,10 @@ def make_model(out: Path, version: str) -> Path:
     return out
 
 
-def scoped(settings: Settings, name: str, tmp: Path, **reembed) -> Settings:
+def scoped(settings: Settings, name: str, tmp: Path, sinks: tuple[str, ...] = ("milvus", "opensearch"), **reembed) -> Settings:
     idx = settings.indexer.model_copy(update={"index_prefix": name.replace("_", "-"), "collection_prefix": name,
                                               "model_version": "default-v1", "feature_store": tmp / "features",
-                                              "batch_max_events": 100})
+                                              "batch_max_events": 100, "sinks": sinks})
     re_ = settings.reembed.model_copy(update={"queue": name, "chunks": 8, "batch_size": 100, "gate_queries": 10,
                                               "min_overlap": 0.05, "visibility_timeout_s": 15.0, **reembed})
     return settings.model_copy(update={"indexer": idx, "reembed": re_})
@@ -74,8 +74,7 @@ def load_catalogue(s: Settings, n: int, seed: int = 0) -> list[str]:
     store = feature_store(s)
     for f in feats:
         store.put(f.video_id, 1, f)
-    write_items(make_sinks(s), [Item(f) for f in feats], s.indexer.model_version, batch=500)
-    make_client(s.opensearch).indices.refresh(index=s.indexer.index_prefix)
+    write_items(make_writer(s), [Item(f) for f in feats], batch=500)
     return [f.video_id for f in feats]
 
 
@@ -99,28 +98,56 @@ def wait_job(s: Settings, job_id: str, timeout: float = 400) -> dict:
     raise AssertionError(f"job {job_id} did not finish: {jobs.status(job_id)}")
 
 
-def alias_targets(s: Settings) -> tuple[list[str], str]:
-    os_alias = sorted(make_client(s.opensearch).indices.get_alias(name=s.indexer.index_prefix))
-    mv = milvus_client(s.milvus)
-    try:
-        return os_alias, mv.describe_alias(alias=s.indexer.collection_prefix)["collection_name"]
-    finally:
-        mv.close()
+def alias_targets(s: Settings) -> dict[str, str | None]:
+    """store -> the physical index/collection its alias points at."""
+    out = {}
+    for store in configured_stores(s):
+        out[store.name] = store.alias_target()
+        store.close()
+    return out
 
 
-def milvus_ids(s: Settings, version: str) -> list[str]:
-    mv = milvus_client(s.milvus, timeout=60)
-    try:
-        name = collection_name(s.indexer.collection_prefix, version)
-        mv.load_collection(name)
-        return [r["id"] for r in iter_rows(mv, name, ["id", "meta"]) if r["meta"].get("model_version") == version]
-    finally:
-        mv.close()
+def physical(s: Settings, version: str) -> dict[str, str]:
+    out = {}
+    for store in configured_stores(s):
+        out[store.name] = store.physical(version)
+        store.close()
+    return out
+
+
+def contents(s: Settings, version: str) -> dict[str, dict[str, tuple[int, str]]]:
+    """store -> video id -> (event version, model version) of `version`, read from the store."""
+    out = {}
+    for store in configured_stores(s, timeout_s=60.0):
+        store.refresh(version)
+        out[store.name] = store.id_versions(version)
+        store.close()
+    return out
+
+
+def drop_all(s: Settings, versions: list[str]) -> None:
+    for store in configured_stores(s, timeout_s=60.0):
+        store.drop_alias()
+        for version in versions:
+            store.drop(version)
+        store.close()
+    registry = ModelRegistry(s)
+    keys = [*registry.r.keys(f"{registry.prefix}*"), *registry.r.keys(f"{JobStore(registry).prefix}*")]
+    if keys:
+        registry.r.delete(*keys)
+
+
+def hammer(s: Settings, store: str):  # noqa: ANN201 - a Retriever
+    """A retriever that reads one store only (BM25 and k-NN both on it, no fallback)."""
+    from vidsearch.plugins.retrieval.build import build_retriever
+
+    only = s.model_copy(update={"retrieval": s.retrieval.model_copy(update={
+        "lexical_store": store, "dense_store": store, "fallback": False})})
+    return build_retriever(only)
 
 
 def test_promotion_survives_a_killed_worker_keeps_live_writes_and_never_mixes_versions(
         stack: object, settings: Settings, tmp_path: Path) -> None:
-    from vidsearch.plugins.retrieval.build import build_retriever
     from vidsearch.plugins.retrieval.request import SearchRequest
 
     name = f"t_reembed_{uuid.uuid4().hex[:8]}"
@@ -132,22 +159,23 @@ def test_promotion_survives_a_killed_worker_keeps_live_writes_and_never_mixes_ve
     source = registry.current()
     assert source == "default-v1"
 
-    # queries through the alias for the whole job: count errors, and which versions answered
-    hammer = s.model_copy(update={"retrieval": s.retrieval.model_copy(update={"lexical_store": "opensearch",
-                                                                                "dense_store": "opensearch", "fallback": False})})
-    retriever = build_retriever(hammer)
-    stop, errors, seen = threading.Event(), [], []
+    # BM25 + k-NN through each store's alias for the whole job: count errors, and which versions
+    # answered (moments on: the model version of a Milvus hit comes with its stored document)
+    retrievers = {store: hammer(s, store) for store in ("opensearch", "milvus")}
+    request = SearchRequest(q="synthetic video", k=10, routes=("bm25", "knn"), moments=True)
+    stop, errors = threading.Event(), []
+    seen: dict[str, list[set[str | None]]] = {store: [] for store in retrievers}
 
     def hammering() -> None:
         while not stop.is_set():
-            try:
-                res = retriever.search(SearchRequest(q="synthetic video", k=10, routes=("bm25",), moments=False))
-                versions = {h.model_version for h in res.hits}
-                seen.append(versions)
-                if res.degraded or len(res.hits) != 10:
-                    errors.append(f"degraded or short: {res.warnings} {len(res.hits)}")
-            except Exception as exc:  # every failure is a finding here
-                errors.append(repr(exc))
+            for store, retriever in retrievers.items():
+                try:
+                    res = retriever.search(request)
+                    seen[store].append({h.model_version for h in res.hits})
+                    if res.degraded or len(res.hits) != 10:
+                        errors.append(f"{store}: degraded or short: {res.warnings} {len(res.hits)}")
+                except Exception as exc:  # every failure is a finding here
+                    errors.append(f"{store}: {exc!r}")
 
     workers = [worker(s, f"{name}-a"), worker(s, f"{name}-b")]
     thread = threading.Thread(target=hammering, daemon=True)
@@ -170,11 +198,15 @@ def test_promotion_survives_a_killed_worker_keeps_live_writes_and_never_mixes_ve
         live = [synthetic(f"live{i:03d}", rng) for i in range(20)]
         for f in live:
             feature_store(s).put(f.video_id, 1, f)
-        (version, embedder), *others = model()
-        assert version == source and [v for v, _ in others] == [target]
-        write_items(make_sinks(s, versions=versions), [Item(f) for f in live], version, embedder, also=others)
+        assert [v for v, _ in model()] == [source, target]
+        write_items(make_writer(s, versions=versions, models=model), [Item(f) for f in live])
 
         st = wait_job(s, job.id)
+        # the swap is done: both stores must now answer with the new version, seen by the hammer
+        after = {store: len(seen[store]) for store in seen}
+        deadline = time.monotonic() + 30
+        while any(len(seen[store]) < after[store] + 3 for store in seen) and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         stop.set()
         thread.join(10)
@@ -183,32 +215,64 @@ def test_promotion_survives_a_killed_worker_keeps_live_writes_and_never_mixes_ve
         for w in workers:
             w.wait(30)
 
-    assert st["state"] == "swapped", st
-    assert st["done"] >= N and st["total"] == N
-    want = set(ids) | {f.video_id for f in live}
-    client = make_client(s.opensearch)
-    client.indices.refresh(index=index_name(s.indexer.index_prefix, target))
-    new_index = index_name(s.indexer.index_prefix, target)
-    assert client.count(index=new_index)["count"] == len(want)
-    got = {h["_id"]: h["_source"]["model_version"] for h in __import__("opensearchpy").helpers.scan(
-        client, index=new_index, query={"_source": ["model_version"]})}
-    assert set(got) == want and set(got.values()) == {target}, "missing videos or old vectors in the new version"
-    mids = milvus_ids(s, target)
-    assert len(mids) == len(set(mids)) == len(want) and set(mids) == want, "Milvus: missing or duplicated"
-    os_alias, mv_alias = alias_targets(s)
-    assert os_alias == [new_index] and mv_alias == collection_name(s.indexer.collection_prefix, target)
-    assert registry.current() == target and registry.previous() == source
-    assert not errors, errors[:5]
-    assert seen and all(len(v) == 1 for v in seen), "a response mixed versions"
-    assert {next(iter(v)) for v in seen} <= {source, target}
+    try:
+        assert st["state"] == "swapped", st
+        assert st["done"] >= N and st["total"] == N
+        want = set(ids) | {f.video_id for f in live}
+        new = contents(s, target)
+        assert set(new) == {"opensearch", "milvus"}
+        for store, got in new.items():
+            assert set(got) == want, f"{store}: missing or extra videos in the new version"
+            assert {mv for _, mv in got.values()} == {target}, f"{store}: old vectors in the new version"
+        assert alias_targets(s) == physical(s, target)
+        assert registry.current() == target and registry.previous() == source
+        assert not errors, errors[:5]
+        for store, answers in seen.items():
+            assert answers and all(len(v) == 1 for v in answers), f"{store}: a response mixed versions"
+            assert {next(iter(v)) for v in answers} <= {source, target}
+            assert all(v == {target} for v in answers[after[store]:]), f"{store}: old version answered after the swap"
+            assert len(answers) > after[store], f"{store}: the new version was never observed after the swap"
 
-    back = rollback(s)
-    assert back["current"] == source and registry.current() == source
-    os_alias, mv_alias = alias_targets(s)
-    assert os_alias == [index_name(s.indexer.index_prefix, source)]
-    assert mv_alias == collection_name(s.indexer.collection_prefix, source)
-    # the previous version stayed complete: live writes reached it too
-    assert client.count(index=index_name(s.indexer.index_prefix, source))["count"] == len(want)
+        back = rollback(s)
+        assert back["current"] == source and registry.current() == source
+        assert alias_targets(s) == physical(s, source)
+        # the previous version stayed complete and current in both stores: live writes reached it too
+        for store, got in contents(s, source).items():
+            assert set(got) == want and {mv for _, mv in got.values()} == {source}, store
+        for store, retriever in retrievers.items():
+            assert {h.model_version for h in retriever.search(request).hits} == {source}, store
+    finally:
+        drop_all(s, [source, target])
+
+
+def test_milvus_only_deployment_re_embeds_and_swaps(stack: object, settings: Settings, tmp_path: Path) -> None:
+    """With OpenSearch absent from the configuration, a promotion enumerates, re-embeds, catches up,
+    validates and swaps on Milvus alone, and creates nothing in OpenSearch."""
+    name = f"t_mvonly_{uuid.uuid4().hex[:8]}"
+    s = scoped(settings, name, tmp_path, sinks=("milvus",), chunks=3, gate_queries=5)
+    ids = load_catalogue(s, 120, seed=5)
+    registry = ModelRegistry(s)
+    target = f"mbvr-mv-{uuid.uuid4().hex[:6]}"
+    registry.register(make_model(tmp_path / "model", target))
+    w = worker(s, f"{name}-w")
+    try:
+        job = start(s, target)
+        assert job.total == len(ids)
+        st = wait_job(s, job.id, timeout=300)
+        assert st["state"] == "swapped", st
+        assert "top-10 overlap" in st["reason"]  # the gate really ran its queries, on Milvus
+        got = contents(s, target)
+        assert list(got) == ["milvus"]
+        assert set(got["milvus"]) == set(ids) and {mv for _, mv in got["milvus"].values()} == {target}
+        assert alias_targets(s) == physical(s, target)
+        assert registry.current() == target
+        assert make_client(s.opensearch).indices.get(index=f"{s.indexer.index_prefix}*") == {}
+        back = rollback(s)
+        assert back["current"] == "default-v1" and alias_targets(s) == physical(s, "default-v1")
+    finally:
+        w.terminate()
+        w.wait(30)
+        drop_all(s, ["default-v1", target])
 
 
 def test_a_failing_gate_leaves_the_aliases_and_says_why(stack: object, settings: Settings, tmp_path: Path) -> None:
@@ -225,14 +289,15 @@ def test_a_failing_gate_leaves_the_aliases_and_says_why(stack: object, settings:
     finally:
         w.terminate()
         w.wait(30)
-    assert st["state"] == "failed" and "overlap" in st["reason"] and "min_overlap 1.01" in st["reason"]
-    assert alias_targets(s) == before
-    assert registry.current() == "default-v1" and target not in registry.extra_targets()
+    try:
+        assert st["state"] == "failed" and "overlap" in st["reason"] and "min_overlap 1.01" in st["reason"]
+        assert alias_targets(s) == before == physical(s, "default-v1")
+        assert registry.current() == "default-v1" and target not in registry.extra_targets()
+    finally:
+        drop_all(s, ["default-v1", target])
 
 
 def test_a_video_with_corrupt_features_is_skipped_and_reported(stack: object, settings: Settings, tmp_path: Path) -> None:
-    from vidsearch.ops.reembed.swap import drop_version
-
     name = f"t_corrupt_{uuid.uuid4().hex[:8]}"
     s = scoped(settings, name, tmp_path, chunks=2, gate_queries=0, max_failed_fraction=0.05)
     ids = load_catalogue(s, 60, seed=3)
@@ -253,23 +318,12 @@ def test_a_video_with_corrupt_features_is_skipped_and_reported(stack: object, se
         assert failed["count"] == 1 and failed["ids"] == [bad] and "corrupt" in failed["reasons"][bad]
         assert "1 skipped" in st["reason"]
         assert sorted(c["failed"] for c in st["report"]["chunks"]) == [0, 1]
-        client = make_client(s.opensearch)
-        new_index = index_name(s.indexer.index_prefix, target)
-        client.indices.refresh(index=new_index)
-        assert client.count(index=new_index)["count"] == len(ids) - 1
-        assert not client.exists(index=new_index, id=bad)
-        assert sorted(milvus_ids(s, target)) == sorted(set(ids) - {bad})
+        for store, got in contents(s, target).items():
+            assert sorted(got) == sorted(set(ids) - {bad}), store
     finally:
         w.terminate()
         w.wait(30)
-        mv = milvus_client(s.milvus)
-        try:
-            mv.drop_alias(alias=s.indexer.collection_prefix)
-        finally:
-            mv.close()
-        for version in ("default-v1", target):
-            drop_version(s, version)
-        registry.r.delete(*registry.r.keys(f"{registry.prefix}*"), *registry.r.keys(f"{JobStore(registry).prefix}*"))
+        drop_all(s, ["default-v1", target])
 
 
 def test_a_forged_task_cannot_redirect_a_worker(stack: object, settings: Settings, tmp_path: Path) -> None:
@@ -312,8 +366,6 @@ def test_consistency_check_and_retention_cleanup(stack: object, settings: Settin
     from vidsearch.ops.celery_app import beat_schedule
     from vidsearch.ops.reembed.consistency import check
     from vidsearch.ops.reembed.job import cleanup
-    from vidsearch.plugins.opensearch.videos import ensure_index
-
     name = f"t_maint_{uuid.uuid4().hex[:8]}"
     s = scoped(settings, name, tmp_path)
     ids = load_catalogue(s, 30, seed=2)
@@ -325,14 +377,18 @@ def test_consistency_check_and_retention_cleanup(stack: object, settings: Settin
     assert not report["consistent"] and report["opensearch"]["missing"] == [ids[0]] and report["milvus"]["missing"] == []
 
     registry = ModelRegistry(s)
-    old = index_name(s.indexer.index_prefix, "old-v0")
-    ensure_index(client, old, None)
+    stores = configured_stores(s)
+    for store in stores:
+        store.ensure("old-v0")
     registry.add_extra("old-v0")
     registry.retain("old-v0", time.time() + 3600)
-    assert cleanup(s) == [] and client.indices.exists(index=old)  # still inside its rollback window
+    assert cleanup(s) == [] and all(store.exists("old-v0") for store in stores)  # still inside its rollback window
     assert cleanup(s, now=time.time() + 7200) == ["old-v0"]
-    assert not client.indices.exists(index=old) and "old-v0" not in registry.extra_targets()
+    assert not any(store.exists("old-v0") for store in stores) and "old-v0" not in registry.extra_targets()
     assert cleanup(s, now=time.time() + 7200) == []  # the current version is never dropped
+    for store in stores:
+        store.close()
+    drop_all(s, ["default-v1"])
 
     sched = beat_schedule(s.reembed.model_copy(update={"ncl_interval_s": 60.0}))
     assert sched["ncl-recompute"]["schedule"] == 60.0

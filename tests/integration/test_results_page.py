@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from vidsearch.connector.app import make_sinks
+from vidsearch.connector.app import make_writer
 from vidsearch.connector.bulk import Item, write_items
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.speech import Segment
 from vidsearch.ops.datasets.clips import real_clips
 from vidsearch.core.settings import Settings
 
+from tests.cleanup import fresh_name
 from tests.integration.retrieval_helpers import (
     CATALOGUE,
     FILLER,
@@ -65,7 +66,7 @@ def page_settings(stack: object, settings: Settings) -> Iterator[Settings]:
     from vidsearch.plugins.opensearch.client import make_client
 
     clip = next(c.path for c in real_clips(settings.stack.cache_dir) if c.path.name == "bigbuckbunny.mp4")
-    s = scoped(settings, f"t_page_{uuid.uuid4().hex[:8]}")
+    s = scoped(settings, fresh_name("page"))
     policy = s.indexer.media_policy.model_copy(update={"roots": (clip.parent,)})
     s = s.model_copy(update={"indexer": s.indexer.model_copy(update={"media_policy": policy})})
     text = MiniLMEncoder()
@@ -73,7 +74,7 @@ def page_settings(stack: object, settings: Settings) -> Iterator[Settings]:
                   published_at=PUBLISHED[vid]) for vid in CATALOGUE]
     items.append(Item(_hostile(text, clip), language="en", tags=["pets"], published_at=PUBLISHED["kitten"]))
     try:
-        write_items(make_sinks(s, ("milvus", "opensearch")), items, s.indexer.model_version)
+        write_items(make_writer(s, ("milvus", "opensearch")), items)
         make_client(s.opensearch).indices.refresh(index=s.indexer.index_prefix)
         yield s
     finally:
@@ -288,7 +289,7 @@ def test_stores_down_say_so_and_what_to_run(page_settings: Settings, browser: An
 def test_missing_catalogue_says_how_to_create_it(page_settings: Settings, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
-    nothing = scoped(page_settings, f"t_none_{uuid.uuid4().hex[:8]}")  # stores up, no index or collection
+    nothing = scoped(page_settings, fresh_name("none"))  # stores up, no index or collection
     with serve_app(nothing) as url:
         _desktop(browser, url + "/?q=a+kitten")
         box = _wait(browser, lambda dr: dr.find_elements(By.ID, "unavailable"))[0]

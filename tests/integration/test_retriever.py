@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.retrieval_helpers import CATALOGUE, load, scoped
+from tests.cleanup import fresh_name
+from tests.integration.retrieval_helpers import CATALOGUE, drop_catalogue, load, scoped
 from vidsearch.core.settings import Settings
 from vidsearch.plugins.retrieval.build import build_retriever
 from vidsearch.plugins.retrieval.errors import AllRoutesFailedError
@@ -25,10 +26,13 @@ def text():
 
 
 @pytest.fixture(scope="module")
-def catalogue(stack: object, settings: Settings, text) -> Settings:  # noqa: ANN001
-    s = scoped(settings, f"t_retr_{uuid.uuid4().hex[:8]}", fallback=True)
-    load(s, text)
-    return s
+def catalogue(stack: object, settings: Settings, text) -> Iterator[Settings]:  # noqa: ANN001
+    s = scoped(settings, fresh_name("retr"), fallback=True)
+    try:
+        load(s, text)
+        yield s
+    finally:
+        drop_catalogue(s)
 
 
 def ids(res) -> list[str]:  # noqa: ANN001
@@ -118,15 +122,13 @@ def test_embedded_milvus_lite_serves_the_same_retriever(settings: Settings, text
 def test_ncl_recompute_demotes_a_hub(catalogue: Settings, text) -> None:  # noqa: ANN001
     import numpy as np
 
-    from vidsearch.plugins.milvus.client import make_client as milvus_client
-    from vidsearch.plugins.opensearch.client import make_client
+    from vidsearch.plugins.backends import open_store
     from vidsearch.plugins.retrieval.ncl_index import recompute
 
     # a bank whose queries all land on "dog": NCL must lower the dog's bias below everyone else's
     bank = text.encode([f"a dog {w}" for w in ("running", "barking", "jumping", "sleeping", "eating", "swimming")] * 5)
-    mv = milvus_client(catalogue.milvus)
-    report = recompute(bank, 0.05, (make_client(catalogue.opensearch), catalogue.indexer.index_prefix),
-                       (mv, catalogue.indexer.collection_prefix))
+    stores = [open_store(name, catalogue) for name in ("opensearch", "milvus")]
+    report = recompute(bank, 0.05, stores)
     assert report.videos == len(CATALOGUE) and report.updated == {"opensearch": len(CATALOGUE), "milvus": len(CATALOGUE)}
     for store in ("opensearch", "milvus"):
         s = catalogue.model_copy(update={"retrieval": catalogue.retrieval.model_copy(update={"dense_store": store})})
@@ -137,5 +139,6 @@ def test_ncl_recompute_demotes_a_hub(catalogue: Settings, text) -> None:  # noqa
         assert ids(ncl).index("dog") > ids(plain).index("dog"), (store, ids(ncl))
         # ranked exactly by s + tau*beta: the IP scores differ from cosine by the stored bias
         assert all(np.isfinite(h.score) for h in ncl.hits)
-    rows = mv.query(catalogue.indexer.collection_prefix, filter='id == "dog"', output_fields=["vec_ncl", "version"])
-    assert rows[0]["vec_ncl"][-1] < 0 and rows[0]["version"] == 1
+    for store in stores:  # the bias is stored with the document's own version, in each store
+        assert store.vectors("vec_ncl")["dog"][-1] < 0 and store.id_versions()["dog"][0] == 1, store.name
+        store.close()

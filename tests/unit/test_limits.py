@@ -24,7 +24,7 @@ from vidsearch.connector.encoding import EventEncoder, check_features
 from vidsearch.connector.errors import EventLimitError, InvalidEventError
 from vidsearch.connector.events import INT64_MAX, VideoUpsert, parse_event
 from vidsearch.connector.messages import DeadLetter, Message
-from vidsearch.connector.sinks.opensearch import plan_bulk, split_bulk
+from vidsearch.plugins.opensearch.bulk import plan_bulk, split_bulk
 from vidsearch.encoders.features import ARRAYS, FeatureFormatError, FeatureLimitError, FeatureLimits, VideoFeatures
 from vidsearch.ops.bench.events import synthetic_features
 from vidsearch.core.errors import DataError
@@ -511,20 +511,20 @@ class _FakeBulkClient:
         return {"items": items}
 
 
-def test_opensearch_sink_splits_a_batch_and_refuses_an_oversized_document() -> None:
+def test_opensearch_store_splits_a_batch_and_refuses_an_oversized_document() -> None:
     from vidsearch.connector.documents import build_doc
-    from vidsearch.connector.sinks.opensearch import OpenSearchSink
+    from vidsearch.plugins.opensearch.store import OpenSearchVideoStore
 
     settings = Settings(opensearch={"bulk_max_bytes": 64 * 1024}, indexer={"sinks": ("opensearch",)})
     client = _FakeBulkClient()
-    sink = OpenSearchSink(settings, client=client)  # type: ignore[arg-type]
-    sink._ensured = set(sink.indices)  # no real index to create here
+    store = OpenSearchVideoStore(settings, client=client)  # type: ignore[arg-type]
+    store._ensured = {store.physical("default-v1")}  # no real index to create here
     docs = []
     for i in range(12):
         # ~49 kB per document (vectors and keyframes), ~89 kB with 20 000 two-byte characters
         event = parse_event(_upsert(video_id=f"v{i}", description="é" * 20_000 if i == 7 else "word " * 100), BIG)
         docs.append(build_doc(event, synthetic_features(i), "default-v1"))
-    result = sink.write(docs)
+    result = store.write("default-v1", docs)
     assert len(client.bodies) > 1 and all(len(b) <= 64 * 1024 for b in client.bodies)
     assert result.written == 11
     assert list(result.rejected) == ["v7"] and "exceeds opensearch.bulk_max_bytes=65536" in result.rejected["v7"]

@@ -15,7 +15,8 @@ from vidsearch.core.errors import StoreUnavailableError
 from vidsearch.connector.messages import DeadLetter, Message
 from vidsearch.connector.pipeline import Pipeline
 from vidsearch.connector.runner import Runner
-from vidsearch.connector.sinks.base import WriteResult
+from vidsearch.connector.writer import DocumentWriter
+from vidsearch.core.store import WriteResult
 from vidsearch.encoders.fusion.embedder import DefaultEmbedder
 from vidsearch.ops.bench import events as ev
 from vidsearch.core.errors import DeploymentError
@@ -35,14 +36,18 @@ class FakeText:
 
 
 class MemorySink:
+    """An in-memory store (the write side of the VideoStore contract, one version)."""
+
     def __init__(self, name: str, refuse: set[str] = frozenset(), explode_on: set[str] = frozenset(), down: bool = False) -> None:
         self.name, self.refuse, self.explode_on, self.down = name, set(refuse), set(explode_on), down
         self.docs: dict[str, int] = {}
         self.removed: list[str] = []
 
-    def ensure(self) -> None: ...
+    def ensure(self, version: str, *, alias: bool = False) -> None: ...
 
-    def write(self, ops: list[Operation]) -> WriteResult:
+    def close(self) -> None: ...
+
+    def write(self, version: str, ops: list[Operation]) -> WriteResult:
         if self.down:
             raise StoreUnavailableError(self.name, "connection refused")
         if any(op.video_id in self.explode_on for op in ops):
@@ -56,7 +61,7 @@ class MemorySink:
                 res.written += 1
         return res
 
-    def remove(self, video_ids: list[str]) -> None:
+    def remove(self, version: str, video_ids: list[str]) -> None:
         self.removed += video_ids
 
     def healthy(self) -> bool:
@@ -78,7 +83,8 @@ def msg(offset: int, payload: bytes | None, key: bytes | None = None) -> Message
 
 def pipeline(settings: Settings, sinks: list[MemorySink]) -> Pipeline:
     s = settings.model_copy(update={"indexer": settings.indexer.model_copy(update={"model_version": "m1"})})
-    return Pipeline(s, EventEncoder(s, FakeText()), sinks, None, model=lambda: [("m1", PoisonEmbedder())])
+    writer = DocumentWriter(sinks, lambda: ["m1"], lambda: [("m1", PoisonEmbedder())])  # type: ignore[arg-type]
+    return Pipeline(s, EventEncoder(s, FakeText()), writer, None)
 
 
 @pytest.fixture
@@ -184,7 +190,8 @@ class ExplodingPipeline(Pipeline):
 
 def test_runner_isolates_a_batch_that_escaped_and_never_stops(settings: Settings) -> None:
     a = MemorySink("a")
-    p = ExplodingPipeline(settings, EventEncoder(settings, FakeText()), [a], None)
+    writer = DocumentWriter.from_settings(settings, [a])  # type: ignore[list-item]
+    p = ExplodingPipeline(settings, EventEncoder(settings, FakeText()), writer, None)
     messages = [msg(i, ev.upsert(f"v{i}", 1, seed=i, title="crash-me" if i == 3 else f"t{i}")) for i in range(6)]
     source = ListSource(messages)
     stats = Runner(p, source, batch_max=10, batch_max_s=0.1).run()
@@ -201,7 +208,7 @@ def test_runner_stops_on_a_deployment_error_without_committing(settings: Setting
 
     source = ListSource([msg(0, ev.upsert("v", 1, seed=1))])
     with pytest.raises(DeploymentError):
-        Runner(Broken(settings, EventEncoder(settings, FakeText()), [], None), source, 10, 0.1).run()
+        Runner(Broken(settings, EventEncoder(settings, FakeText()), DocumentWriter.from_settings(settings, []), None), source, 10, 0.1).run()
     assert source.committed == 0 and source.dead == []
 
 
@@ -215,7 +222,7 @@ def test_runner_keeps_polling_while_a_long_batch_encodes(settings: Settings) -> 
 
     a = MemorySink("a")
     source = ListSource([msg(0, ev.upsert("v", 1, seed=1))])
-    Runner(Slow(settings, EventEncoder(settings, FakeText()), [a], None), source, 10, 0.1, keepalive_after_s=0.1).run()
+    Runner(Slow(settings, EventEncoder(settings, FakeText()), DocumentWriter.from_settings(settings, [a]), None), source, 10, 0.1, keepalive_after_s=0.1).run()
     assert source.pauses == 1 and source.keepalives >= 1 and source.committed == 1 and "v" in a.docs
 
 

@@ -15,7 +15,8 @@ from vidsearch.plugins.retrieval.moments import best_moment, keyframe_windows, s
 from vidsearch.plugins.retrieval.query_log import QueryLog
 from vidsearch.core.filters import Filters
 from vidsearch.plugins.retrieval.request import SearchRequest
-from vidsearch.plugins.retrieval.stores import milvus_filter, opensearch_filter
+from vidsearch.plugins.milvus.filters import to_expr as milvus_filter
+from vidsearch.plugins.opensearch.filters import clauses as opensearch_filter
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,6 @@
-"""MilvusSink during a re-embed: every write path (the batch and the row-by-row isolation after a
-refused batch) must send each collection its own model version's vectors."""
+"""The Milvus store under the document writer during a re-embed: every write path (the batch and
+the row-by-row isolation after a refused batch) must send each collection its own model
+version's vectors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from pymilvus.exceptions import MilvusException
 from vidsearch.core.documents import VECTOR_FIELDS, IndexDoc
-from vidsearch.connector.sinks.milvus import MilvusSink
+from vidsearch.connector.writer import DocumentWriter
+from vidsearch.plugins.milvus.store import MilvusVideoStore
 from vidsearch.core.settings import IndexerSettings, Settings
 from vidsearch.plugins.milvus.videos import collection_name
 
@@ -60,11 +62,11 @@ def _doc(video_id: str) -> IndexDoc:
     )
 
 
-def _sink(client: FakeClient) -> MilvusSink:
+def _writer(client: FakeClient) -> DocumentWriter:
     settings = Settings(indexer=IndexerSettings(collection_prefix=PREFIX, model_version=OLD, write_versions=(NEW,)))
-    sink = MilvusSink(settings, client=client)  # type: ignore[arg-type]
-    sink._ensured.update(sink.collections)  # the fake needs no schema
-    return sink
+    store = MilvusVideoStore(settings, client=client)
+    store._ensured.update(store.physical(v) for v in (OLD, NEW))  # the fake needs no schema
+    return DocumentWriter.from_settings(settings, [store])
 
 
 def _fused(row: dict[str, Any]) -> float:
@@ -74,7 +76,7 @@ def _fused(row: dict[str, Any]) -> float:
 @pytest.mark.parametrize("refuse_batches", [True, False], ids=["isolate", "batch"])
 def test_each_collection_gets_its_own_versions_vectors(refuse_batches: bool) -> None:
     client = FakeClient(refuse_batches=refuse_batches)
-    result = _sink(client).write([_doc("a"), _doc("b")])
+    result = _writer(client).write([_doc("a"), _doc("b")])
     assert result.rejected == {}
     old_rows = client.upserts[collection_name(PREFIX, OLD)]
     new_rows = client.upserts[collection_name(PREFIX, NEW)]

@@ -1,1 +1,0 @@
-"""Sinks: one small interface; Milvus and OpenSearch implement only the write."""
