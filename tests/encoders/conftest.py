@@ -41,3 +41,20 @@ def stamp_rgb(relative: str) -> np.ndarray:
     canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
     canvas.alpha_composite(img)
     return np.asarray(canvas.convert("RGB"))
+
+
+TUXPAINT_CI_STAMPS = 200  # big enough for a 28-query text_poor test split, small enough to build once in CI
+
+
+@pytest.fixture(scope="session")
+def tuxpaint_ci(settings: Settings):
+    """The 200-stamp Tux Paint set with its base features, cached under the user's cache dir: the
+    first build renders and extracts (~7 min on 2 busy cores), later sessions only load it."""
+    from vidsearch.ops.datasets.features import dataset_features
+    from vidsearch.ops.datasets.format import load_dataset
+    from vidsearch.ops.datasets.tuxpaint import build
+
+    root = settings.stack.cache_dir / "datasets" / f"tuxpaint-ci-{TUXPAINT_CI_STAMPS}"
+    build(root, TUXPAINT_CI_STAMPS)
+    ds = load_dataset(root)
+    return ds, dataset_features(ds, settings)

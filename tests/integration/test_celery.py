@@ -36,7 +36,11 @@ def worker(stack: object, unique_name: str) -> Iterator[tuple[str, subprocess.Po
 def test_worker_runs_task_through_redis(worker: tuple[str, subprocess.Popen[bytes]]) -> None:
     queue, proc = worker
     payload = {"video_id": "v-1", "n": 3, "tags": ["a", "b"]}
-    result = ping.apply_async(args=[payload], queue=queue).get(timeout=60)
+    sent = ping.apply_async(args=[payload], queue=queue)
+    try:
+        result = sent.get(timeout=60)
+    finally:
+        sent.forget()  # the result key in Redis (celery-task-meta-<id>) is not named after the queue
     assert result["echo"] == payload
     assert result["pid"] == proc.pid, "the task did not run in the worker subprocess"
 

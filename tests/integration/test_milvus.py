@@ -3,7 +3,6 @@ embedded `.db` file, chosen by URI alone, as `make_client` promises."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusC
 
 from vidsearch.core.settings import MilvusSettings, Settings
 from vidsearch.plugins.milvus.client import make_client
+from tests.cleanup import fresh_name
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +36,8 @@ def client(request: pytest.FixtureRequest, stack: object, settings: Settings, tm
         c.close()
 
 
-def _name(prefix: str = "t") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+def _name(prefix: str = "c") -> str:
+    return fresh_name(prefix)  # this session's token: a collection a test leaves is found at the end
 
 
 def _vec(**parts: float) -> list[float]:

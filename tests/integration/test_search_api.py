@@ -4,7 +4,6 @@ real clip streamed only inside the media roots, token auth and the query-log opt
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from vidsearch.core.settings import Settings
 from vidsearch.plugins.retrieval.build import build_retriever
 from vidsearch.plugins.retrieval.query_log import QueryLog
 
+from tests.cleanup import fresh_name
 from tests.integration.retrieval_helpers import drop_catalogue, load, scoped, serve_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
@@ -29,7 +29,7 @@ def api_settings(stack: object, settings: Settings, tmp_path_factory: pytest.Tem
     from vidsearch.encoders.text import MiniLMEncoder
 
     clip = next(c.path for c in real_clips(settings.stack.cache_dir) if c.path.name == "bigbuckbunny.mp4")
-    s = scoped(settings, f"t_api_{uuid.uuid4().hex[:8]}", query_log=tmp_path_factory.mktemp("qlog") / "q.f32")
+    s = scoped(settings, fresh_name("api"), query_log=tmp_path_factory.mktemp("qlog") / "q.f32")
     policy = s.indexer.media_policy.model_copy(update={"roots": (clip.parent,)})
     s = s.model_copy(update={"indexer": s.indexer.model_copy(update={"media_policy": policy})})
     text = MiniLMEncoder()
