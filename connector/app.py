@@ -9,17 +9,17 @@ import uuid
 from pathlib import Path
 
 from vidsearch.connector.encoding import EventEncoder
-from vidsearch.encoders.serving import load_text_encoder
 from vidsearch.connector.errors import ConnectorDeploymentError
 from vidsearch.connector.feature_store import FileFeatureStore
 from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.pipeline import Pipeline
 from vidsearch.connector.runner import Runner
-from vidsearch.connector.writer import DocumentWriter, ModelSource
 from vidsearch.connector.sources.base import Source
+from vidsearch.connector.writer import DocumentWriter, ModelSource
 from vidsearch.core.errors import ConfigError
 from vidsearch.core.settings import Settings
 from vidsearch.core.store import VersionSource
+from vidsearch.encoders.serving import load_text_encoder
 from vidsearch.plugins.backends import open_store
 
 

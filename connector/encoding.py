@@ -12,9 +12,9 @@ import numpy as np
 from vidsearch.connector.errors import InvalidEventError
 from vidsearch.connector.events import VideoUpsert
 from vidsearch.connector.media_policy import local_media
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.features import ARRAYS, FeatureLimits, VideoFeatures
 from vidsearch.encoders.text import TextEncoder
-from vidsearch.core.settings import Settings
 
 # name -> (number of dimensions, size of the last one)
 SHAPES = {

@@ -88,6 +88,13 @@ class _Event(BaseModel):
             self.version = version
         return self
 
+    @property
+    def resolved_version(self) -> int:
+        """`version` as validation leaves it: always set (from updated_at when it was absent)."""
+        if self.version is None:  # only an event built without validation (model_construct)
+            raise ValueError(f"event for {self.video_id!r} has no version")
+        return self.version
+
 
 class VideoUpsert(_Event):
     """Create or replace a video. Extra fields are kept and passed through to the stores."""

@@ -23,6 +23,7 @@ from typing import IO
 from urllib.parse import unquote, urlsplit
 
 import httpx
+
 from vidsearch.connector.errors import MediaPolicyError
 from vidsearch.core.settings import MediaPolicySettings
 

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from vidsearch.core.documents import Operation, Tombstone, latest_per_video
 from vidsearch.connector.encoding import EventEncoder
 from vidsearch.connector.errors import FeatureStoreUnavailableError, InvalidEventError
 from vidsearch.connector.events import VideoDelete, VideoUpsert, parse_event
@@ -31,9 +30,10 @@ from vidsearch.connector.feature_store import FileFeatureStore
 from vidsearch.connector.messages import DeadLetter, Message
 from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.writer import DocumentWriter
-from vidsearch.encoders.features import VideoFeatures
+from vidsearch.core.documents import Operation, Tombstone, latest_per_video
 from vidsearch.core.errors import Handling, classify
 from vidsearch.core.settings import Settings
+from vidsearch.encoders.features import VideoFeatures
 from vidsearch.plugins.retrieval.ncl_source import NclSource
 
 log = logging.getLogger(__name__)

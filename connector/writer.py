@@ -25,8 +25,8 @@ from typing import Any
 from vidsearch.connector.documents import build_doc
 from vidsearch.connector.metrics import Metrics
 from vidsearch.core.documents import IndexDoc, Operation
-from vidsearch.core.store import VersionSource, VideoStore, static_versions
 from vidsearch.core.settings import Settings
+from vidsearch.core.store import VersionSource, VideoStore, static_versions
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.embedder import DefaultEmbedder, VideoEmbedder
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-
 VECTOR_FIELDS = ("fused", "text", "speech", "ocr", "visual", "audio")
 DIM = 384  # every stored vector (text-encoder space); `vec_ncl` is DIM + 1
 # What a store returns for a stored document (`VideoStore.fetch` / `scan`): the event's metadata,

@@ -17,7 +17,7 @@ consumer or stall a partition. See `classify`.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
 class VidsearchError(Exception):
@@ -42,7 +42,7 @@ class ConfigError(DeploymentError):
     """Settings are missing, malformed or contradictory."""
 
 
-class Handling(str, Enum):
+class Handling(StrEnum):
     DEAD_LETTER = "dead_letter"
     PAUSE_AND_RETRY = "pause_and_retry"
     FAIL_AT_START = "fail_at_start"

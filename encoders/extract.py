@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.errors import NoAudioStreamError
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.media.decode import audio_16k, keyframes, probe
@@ -21,7 +22,6 @@ from vidsearch.encoders.ocr import RapidOcrReader
 from vidsearch.encoders.speech import WhisperSpeech
 from vidsearch.encoders.text import TextEncoder, load_text_encoder
 from vidsearch.encoders.vision import TextBridge, VisionEncoder
-from vidsearch.core.settings import Settings
 
 STAGES = ("decode", "asr", "ocr", "vision", "text")
 
@@ -57,6 +57,8 @@ class FeatureExtractor:
         """Load every encoder once (seconds); `backend` "onnx" serves text and vision via onnxruntime."""
         cfg = settings.encoders
         backend = backend or cfg.backend
+        text: TextEncoder
+        vision: VisionEncoder
         if backend == "onnx":
             from vidsearch.encoders.onnx.serve import load_onnx_encoders
 

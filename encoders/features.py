@@ -28,10 +28,11 @@ from typing import IO, Any
 import numpy as np
 from numpy.lib import format as npy_format
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vidsearch.core.errors import DataError
 from vidsearch.encoders.errors import EncoderError
 from vidsearch.encoders.ocr import OcrLine
 from vidsearch.encoders.speech import Segment
-from vidsearch.core.errors import DataError
 
 FORMAT_VERSION = 1
 ARRAYS = ("keyframe_times", "frame_features", "frame_bridge", "frame_top_classes", "frame_top_probs",
@@ -339,7 +340,8 @@ class VideoFeatures:
         version = meta.pop("format_version", None)
         if version != FORMAT_VERSION:
             raise FeatureFormatError(f"unknown VideoFeatures format version {version!r} (this build reads {FORMAT_VERSION})")
-        arrays = reader.arrays()
+        # Keyed by field name at run time, so the arrays go to the constructor as keywords.
+        arrays: dict[str, Any] = reader.arrays()
         try:
             parsed = _Meta.model_validate(meta)
         except ValidationError as exc:

@@ -7,7 +7,7 @@ Vectors are L2-normalised float32, so cosine similarity is a dot product everywh
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, Protocol
@@ -127,5 +127,5 @@ class E5Encoder:
 
 
 def load_text_encoder(name: str = "minilm", threads: int = 2, batch_size: int = 32) -> TextEncoder:
-    encoders = {"minilm": MiniLMEncoder, "e5": E5Encoder}
+    encoders: dict[str, Callable[..., TextEncoder]] = {"minilm": MiniLMEncoder, "e5": E5Encoder}
     return encoders[name](threads=threads, batch_size=batch_size)

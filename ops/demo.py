@@ -65,8 +65,8 @@ def write_config(path: Path, settings: Settings) -> Path:
 
 def run(settings: Settings, workdir: Path, n_stamps: int, progress: Callable[[str, int, int], None]) -> dict[str, Any]:
     from vidsearch.connector.app import build_pipeline, build_runner, make_writer
-    from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.connector.sources.file import FileSource
+    from vidsearch.encoders.serving import load_text_encoder
 
     catalogue = workdir / "catalogue"
     catalogue.mkdir(parents=True, exist_ok=True)

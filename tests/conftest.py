@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.cleanup import CREATED, SESSION, drop_resources, fresh_name, session_leftovers
 from vidsearch.core.settings import Settings, load_settings
 from vidsearch.ops.stack.manager import Stack
-from tests.cleanup import CREATED, SESSION, drop_resources, fresh_name, session_leftovers
 
 _STACK_USED: list[Settings] = []  # set once the `stack` fixture ran: only then is there anything to check
 

@@ -1,1 +1,2 @@
-"""Kafka client configuration and helpers shared by consumers and producers."""
+"""Kafka clients behind one interface: `confluent` (librdkafka) and `kafka-python`, chosen by
+`kafka.client`. Import-light: each client's package is imported only when it is used."""

@@ -39,3 +39,19 @@ class Source(Protocol):
     def status(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+class EventProducer(Protocol):
+    """What the DLQ, `dlq replay`, the benchmarks and the tests need to write to Kafka; one
+    implementation per client (`vidsearch.connector.kafka.producer.make_producer`). Records are
+    sent with acks=all and idempotence; a key lands on the partition a Java producer picks
+    (murmur2), whichever client sent it."""
+
+    def produce(self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Queue one record; never raises for a delivery problem, `flush` reports it."""
+
+    def flush(self, timeout_s: float) -> list[str]:
+        """Wait up to `timeout_s` for every queued record: the errors of the records that were
+        not acknowledged since the last flush (those still pending included); empty when all were."""
+
+    def close(self, timeout_s: float = 10.0) -> None: ...

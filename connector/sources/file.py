@@ -45,7 +45,7 @@ class FileSource:
         self.committed = self.position
 
     def poll(self, max_events: int, timeout_s: float) -> list[Message]:
-        out = []
+        out: list[Message] = []
         while len(out) < max_events and self.position < len(self.lines):
             line = self.lines[self.position]
             if line.strip():

@@ -2,147 +2,148 @@
 
 Offsets are committed synchronously, per partition, to one past the last message of a batch,
 and only after every sink acknowledged it and its dead letters were delivered (acks=all).
+
+`KafkaSource(settings)` builds the implementation `kafka.client` names (confluent-kafka or
+kafka-python, in `vidsearch.connector.kafka`); the rules above, the pause state, keepalive,
+rewind and the dead-letter budget live here, once, so both clients keep the same semantics.
+A client implements only the few primitives at the bottom of the class.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, Self, cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-
-from vidsearch.core.errors import StoreUnavailableError
-from vidsearch.connector.kafka.config import kafka_client_config
+from vidsearch.connector.kafka.errors import KafkaUnavailableError
+from vidsearch.connector.kafka.producer import make_producer
 from vidsearch.connector.messages import DeadLetter, Message
+from vidsearch.connector.sources.base import EventProducer
 from vidsearch.core.settings import Settings
 
 log = logging.getLogger(__name__)
-# A commit refused because the group moved on: the partition's new owner replays from the last
-# committed offset, and the stores are idempotent, so this is not an outage.
-REBALANCE_CODES = {
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError.ILLEGAL_GENERATION,
-    KafkaError.UNKNOWN_MEMBER_ID,
-    KafkaError._ASSIGNMENT_LOST,
-    KafkaError._NO_OFFSET,
-}
+
+Partition = tuple[str, int]
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 2_000
+FETCH_MAX_BYTES = 64 * 1024**2
+DLQ_FLUSH_S = 30.0
 
 
-def _spans(batch: list[Message]) -> dict[tuple[str, int], tuple[int, int]]:
-    spans: dict[tuple[str, int], tuple[int, int]] = {}
+def _spans(batch: list[Message]) -> dict[Partition, tuple[int, int]]:
+    spans: dict[Partition, tuple[int, int]] = {}
     for m in batch:
         lo, hi = spans.get((m.topic, m.partition), (m.offset, m.offset))
         spans[(m.topic, m.partition)] = (min(lo, m.offset), max(hi, m.offset))
     return spans
 
 
+def source_class(client: str) -> type[KafkaSource]:
+    if client == "kafka-python":
+        from vidsearch.connector.kafka.kafka_python import KafkaPythonSource
+
+        return KafkaPythonSource
+    from vidsearch.connector.kafka.confluent import ConfluentSource
+
+    return ConfluentSource
+
+
 class KafkaSource:
+    """`KafkaSource(settings, group_id, topic)` returns the `kafka.client` implementation."""
+
     name = "kafka"
+    client = "?"
+    producer: EventProducer
+
+    def __new__(cls, settings: Settings, group_id: str | None = None, topic: str | None = None) -> Self:
+        impl = source_class(settings.kafka.client) if cls is KafkaSource else cls
+        return cast(Self, super().__new__(impl))
 
     def __init__(self, settings: Settings, group_id: str | None = None, topic: str | None = None) -> None:
         cfg = settings.indexer
         self.topic = topic or cfg.topic
+        self.group_id = group_id or cfg.group_id
         self.dlq_topic = cfg.dlq_topic
         self.dlq_max_bytes = cfg.limits.dlq_max_bytes
-        base = kafka_client_config(settings.kafka)
-        self.consumer = Consumer(
-            {
-                **base,
-                "group.id": group_id or cfg.group_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "max.poll.interval.ms": cfg.max_poll_interval_ms,
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 2_000,
-                "fetch.max.bytes": 64 * 1024**2,
-            }
-        )
-        self.producer = Producer({**base, "acks": "all", "enable.idempotence": True, "linger.ms": 5, "message.max.bytes": 16 * 1024**2})
-        self.assigned: set[tuple[str, int]] = set()
+        self.max_poll_interval_ms = cfg.max_poll_interval_ms
+        # Replaced, never mutated: rebalance callbacks may run on a client thread (kafka-python)
+        # while the runner iterates a snapshot.
+        self.assigned: frozenset[Partition] = frozenset()
         self._paused = False
         self.revocations = 0  # partitions taken away (rebalance or eviction), for status and tests
-        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.producer = make_producer(settings.kafka)
+        try:
+            self._open(settings)
+        except BaseException:
+            self.producer.close(1.0)
+            raise
 
-    def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
-        self.assigned |= {(p.topic, p.partition) for p in parts}
-        log.info("partitions assigned partitions=%s", sorted(p.partition for p in parts))
+    # -- rebalance bookkeeping, called by the client's callbacks ---------------------------
+
+    def _assigned_now(self, parts: list[Partition]) -> None:
+        self.assigned = self.assigned | set(parts)
+        log.info("partitions assigned client=%s partitions=%s", self.client, sorted(p for _, p in parts))
         if self._paused and parts:  # assigned during an outage or a long batch: stay paused
-            consumer.assign(parts)
-            consumer.pause(parts)
+            self._pause_partitions(list(parts))
 
-    def _on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
-        self.assigned -= {(p.topic, p.partition) for p in parts}
+    def _revoked_now(self, parts: list[Partition]) -> None:
+        self.assigned = self.assigned - set(parts)
         self.revocations += len(parts)
-        log.info("partitions revoked partitions=%s", sorted(p.partition for p in parts))
+        if parts:
+            log.info("partitions revoked client=%s partitions=%s", self.client, sorted(p for _, p in parts))
+
+    # -- Source ----------------------------------------------------------------------------
 
     def poll(self, max_events: int, timeout_s: float) -> list[Message]:
-        out: list[Message] = []
-        for msg in self.consumer.consume(num_messages=max_events, timeout=timeout_s):
-            err = msg.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("kafka consume error error=%s", err)
-                continue
-            out.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), list(msg.headers() or [])))
-        return out
+        """Up to `max_events` messages, waiting up to `timeout_s` for them to accumulate."""
+        return self._fetch(max_events, timeout_s)
 
     def commit(self, batch: list[Message]) -> None:
-        offsets = [TopicPartition(t, p, hi + 1) for (t, p), (_, hi) in _spans(batch).items() if (t, p) in self.assigned]
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-            if err is not None and err.code() in REBALANCE_CODES:
-                log.warning("commit refused after a rebalance; the new owner replays error=%s", err)
-                return
-            raise StoreUnavailableError("kafka", f"offset commit failed: {exc}") from exc
+        """Raises KafkaUnavailableError when Kafka did not take the offsets; returns quietly when
+        the group moved on (the partition's new owner replays from the last committed offset,
+        and the stores are idempotent, so that is not an outage)."""
+        assigned = self.assigned
+        offsets = {tp: hi + 1 for tp, (_, hi) in _spans(batch).items() if tp in assigned}
+        if offsets:
+            self._commit(offsets)
 
     def rewind(self, batch: list[Message]) -> None:
-        for (t, p), (lo, _) in _spans(batch).items():
-            if (t, p) in self.assigned:
-                self.consumer.seek(TopicPartition(t, p, lo))
+        assigned = self.assigned
+        for tp, (lo, _) in _spans(batch).items():
+            if tp in assigned:
+                self._seek(tp, lo)
 
     def pause(self) -> None:
         self._paused = True
-        self.consumer.pause([TopicPartition(t, p) for t, p in self.assigned])
+        self._pause_partitions(list(self.assigned))
 
     def resume(self) -> None:
         self._paused = False
-        self.consumer.resume([TopicPartition(t, p) for t, p in self.assigned])
+        self._resume_partitions(list(self.assigned))
 
     def keepalive(self, timeout_s: float) -> None:
         """Poll while paused: serves rebalances and resets `max.poll.interval.ms`. A message
         that still arrives (fetched before the pause) is handed back by seeking to it."""
-        first: dict[tuple[str, int], int] = {}
-        for msg in self.consumer.consume(num_messages=100, timeout=timeout_s):
-            if msg.error() is None:
-                key = (msg.topic(), msg.partition())
-                first[key] = min(first.get(key, msg.offset()), msg.offset())
-        for (t, p), offset in first.items():
-            if (t, p) in self.assigned:
-                self.consumer.seek(TopicPartition(t, p, offset))
-                self.consumer.pause([TopicPartition(t, p)])
+        first: dict[Partition, int] = {}
+        for msg in self._poll_paused(timeout_s):
+            key = (msg.topic, msg.partition)
+            first[key] = min(first.get(key, msg.offset), msg.offset)
+        assigned = self.assigned
+        for tp, offset in first.items():
+            if tp in assigned:
+                self._seek(tp, offset)
+                self._pause_partitions([tp])
 
     def dead_letter(self, records: list[DeadLetter]) -> None:
         if not records:
             return
-        failures: list[str] = []
-
-        def delivered(err: KafkaError | None, _msg: Any) -> None:
-            if err is not None:
-                failures.append(str(err))
-
         for rec in records:
             # the budget is the DLQ topic's, so the source (not whoever built the record) sets it
             rec = replace(rec, max_bytes=self.dlq_max_bytes)
-            self.producer.produce(self.dlq_topic, key=rec.key(), value=rec.payload(), headers=rec.headers(), on_delivery=delivered)
-        remaining = self.producer.flush(30)
-        if remaining or failures:
-            raise StoreUnavailableError("dlq", f"{remaining} dead letters undelivered, errors: {failures[:3]}")
+            self.producer.produce(self.dlq_topic, rec.key(), rec.payload(), rec.headers())
+        failures = self.producer.flush(DLQ_FLUSH_S)
+        if failures:
+            raise KafkaUnavailableError(f"{len(failures)} dead letters undelivered, errors: {failures[:3]}", store="dlq")
 
     def ready(self) -> bool:
         return bool(self.assigned)
@@ -151,8 +152,39 @@ class KafkaSource:
         return False
 
     def status(self) -> dict[str, Any]:
-        return {"assigned": sorted(p for _, p in self.assigned), "revocations": self.revocations}
+        return {"client": self.client, "assigned": sorted(p for _, p in self.assigned), "revocations": self.revocations}
 
     def close(self) -> None:
-        self.producer.flush(10)
-        self.consumer.close()
+        try:
+            self.producer.close(10.0)
+        finally:
+            self._close()
+
+    # -- what each client implements -------------------------------------------------------
+
+    def _open(self, settings: Settings) -> None:
+        """Create the consumer (manual commits, earliest, the timeouts above) and subscribe with
+        callbacks that call `_assigned_now` / `_revoked_now`. Bad settings: KafkaConfigError."""
+        raise NotImplementedError
+
+    def _fetch(self, max_events: int, timeout_s: float) -> list[Message]:
+        """Never raises for a broker problem (logs it): the runner polls outside its retry loop."""
+        raise NotImplementedError
+
+    def _poll_paused(self, timeout_s: float) -> list[Message]:
+        raise NotImplementedError
+
+    def _commit(self, offsets: dict[Partition, int]) -> None:
+        raise NotImplementedError
+
+    def _seek(self, tp: Partition, offset: int) -> None:
+        raise NotImplementedError
+
+    def _pause_partitions(self, parts: list[Partition]) -> None:
+        raise NotImplementedError
+
+    def _resume_partitions(self, parts: list[Partition]) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError

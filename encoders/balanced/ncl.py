@@ -51,7 +51,7 @@ def sinkhorn_biases(scores: ArrayLike, tau: float, iters: int = 2000, tol: float
     log_u = np.zeros(n_q)
     converged = False
     it = 0
-    for it in range(1, iters + 1):
+    for it in range(1, iters + 1):  # noqa: B007 - `it` after the loop is the iteration count returned
         log_u = -_logsumexp(logk + log_w[None, :], axis=1)
         new_w = log_c - _logsumexp(logk + log_u[:, None], axis=0)
         delta = float(np.max(np.abs(new_w - log_w)))

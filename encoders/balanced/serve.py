@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from vidsearch.core.errors import DeploymentError
 from vidsearch.encoders.balanced.export import VIDEO_OUTPUTS
 from vidsearch.encoders.balanced.inputs import VideoArrays, video_arrays
 from vidsearch.encoders.errors import EncoderError
-from vidsearch.core.errors import DeploymentError
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.onnx.serve import ort_session
 
@@ -43,7 +43,7 @@ class BalancedModel:
         return float(self.card.get("ncl", {}).get("tau", 0.05))
 
     @classmethod
-    def load(cls, root: Path, threads: int = 2, require_card: bool = True) -> BalancedModel:
+    def load(cls, root: str | Path, threads: int = 2, require_card: bool = True) -> BalancedModel:
         root = Path(root)
         for name in ("video_tower.onnx", "query_tower.onnx") + (("card.json",) if require_card else ()):
             if not (root / name).is_file():

@@ -35,9 +35,10 @@ class Residual(nn.Module):
 
     def __init__(self, d_in: int, dim: int, hidden: int, dropout: float) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
+        last = nn.Linear(hidden, dim)  # held as a local (not an attribute): state_dict keys stay mlp.*
+        self.mlp = nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Dropout(dropout), last)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         return F.normalize(base + self.mlp(x), dim=-1)
@@ -51,9 +52,10 @@ class VideoTower(nn.Module):
         self.vision = Residual(VISION_DIM, cfg.dim, cfg.hidden, cfg.dropout)
         self.audio_proj = nn.Linear(AUDIO_DIM, cfg.dim)
         self.audio = Residual(AUDIO_DIM, cfg.dim, cfg.hidden, cfg.dropout)
-        self.gate = nn.Sequential(nn.Linear(3 * cfg.dim + 3, 128), nn.GELU(), nn.Linear(128, 3))
-        nn.init.zeros_(self.gate[-1].weight)
-        nn.init.zeros_(self.gate[-1].bias)
+        gate_out = nn.Linear(128, 3)
+        self.gate = nn.Sequential(nn.Linear(3 * cfg.dim + 3, 128), nn.GELU(), gate_out)
+        nn.init.zeros_(gate_out.weight)
+        nn.init.zeros_(gate_out.bias)
 
     def towers(self, text: torch.Tensor, vision: torch.Tensor, audio: torch.Tensor,
                present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -12,14 +12,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from vidsearch.encoders.balanced.inputs import VideoArrays
 from vidsearch.encoders.balanced.losses import (
-    NEG, dynamic_margin, info_nce_bi, negnce, shuffle_indices, shuffled_negatives_loss,
+    NEG,
+    dynamic_margin,
+    info_nce_bi,
+    negnce,
+    shuffle_indices,
+    shuffled_negatives_loss,
 )
 from vidsearch.encoders.balanced.metrics import subset_metrics
 from vidsearch.encoders.balanced.ncl import sinkhorn_biases
@@ -81,6 +86,16 @@ class TrainResult:
     history: list[dict]
 
 
+@dataclass
+class _Best:
+    """The best validation epoch so far, with both towers' weights to restore after early stopping."""
+
+    rsum: float = -1.0
+    epoch: int = -1
+    val: dict = field(default_factory=dict)
+    state: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+
 def _t(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
@@ -110,7 +125,7 @@ def train(train_split: Split, val_split: Split, cfg: TrainConfig,
     qvecs = _t(train_split.query_vecs[train_split.video_query])
     group = torch.from_numpy(train_split.video_query.astype(np.int64))
     queue = torch.zeros(0, cfg.model.dim)
-    best = {"rsum": -1.0, "epoch": -1, "state": None, "val": {}}
+    best = _Best()
     history: list[dict] = []
     for epoch in range(cfg.epochs):
         video.train(), query.train()
@@ -134,18 +149,20 @@ def train(train_split: Split, val_split: Split, cfg: TrainConfig,
             on_epoch(row)
         if checkpoint_dir is not None:
             save_checkpoint(checkpoint_dir / "last.pt", video, query, cfg, row)
-        if val["all"]["rsum"] > best["rsum"]:
-            best = {"rsum": val["all"]["rsum"], "epoch": epoch, "val": val,
-                    "state": (copy.deepcopy(video.state_dict()), copy.deepcopy(query.state_dict()))}
+        if val["all"]["rsum"] > best.rsum:
+            best = _Best(rsum=val["all"]["rsum"], epoch=epoch, val=val,
+                         state=(copy.deepcopy(video.state_dict()), copy.deepcopy(query.state_dict())))
             if checkpoint_dir is not None:
                 save_checkpoint(checkpoint_dir / "best.pt", video, query, cfg, row)
-        elif epoch - best["epoch"] >= cfg.patience:
-            log.info("early stop at epoch %d (best %d, val R@sum %.1f)", epoch, best["epoch"], best["rsum"])
+        elif epoch - best.epoch >= cfg.patience:
+            log.info("early stop at epoch %d (best %d, val R@sum %.1f)", epoch, best.epoch, best.rsum)
             break
-    video.load_state_dict(best["state"][0])
-    query.load_state_dict(best["state"][1])
+    if best.state is None:
+        raise ValueError(f"no epoch was trained (epochs={cfg.epochs})")
+    video.load_state_dict(best.state[0])
+    query.load_state_dict(best.state[1])
     video.eval(), query.eval()
-    return TrainResult(video, query, best["epoch"], best["val"], history)
+    return TrainResult(video, query, best.epoch, best.val, history)
 
 
 def save_checkpoint(path: Path, video: VideoTower, query: QueryTower, cfg: TrainConfig, row: dict) -> None:

@@ -20,9 +20,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
+
+from vidsearch.core.errors import ConfigError
+from vidsearch.core.settings import MediaSettings
 from vidsearch.encoders.errors import (
     CorruptMediaError,
     EmptyMediaError,
@@ -41,8 +44,6 @@ from vidsearch.encoders.media.keyframes import (
     select_keyframes,
     thumbnail,
 )
-from vidsearch.core.errors import ConfigError
-from vidsearch.core.settings import MediaSettings
 
 AUDIO_RATE = 16_000
 MAX_BAD_PACKETS = 8
@@ -116,7 +117,7 @@ _FS_ERRNOS = (errno.EACCES, errno.ENAMETOOLONG, errno.EISDIR, errno.ELOOP, errno
 _REFERENCING_HEADS = (b"#EXTM3U", b"ffconcat version", b"<?xml", b"<MPD", b"v=0")
 
 
-def _is_file_system(exc: BaseException) -> bool:
+def _is_file_system(exc: BaseException) -> TypeGuard[OSError]:
     """An FFmpeg error that is the file system's answer (PyAV's OSError subclasses carry errno)."""
     return isinstance(exc, OSError) and exc.errno in _FS_ERRNOS
 

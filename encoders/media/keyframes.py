@@ -72,7 +72,7 @@ def select_keyframes(
     if len(shots) > k_max:
         strongest = sorted(shots, key=lambda i: -scores[i])[:k_max]
         shots = sorted(strongest)
-    chosen = {i: "scene" for i in shots}
+    chosen: dict[int, Literal["scene", "uniform"]] = {i: "scene" for i in shots}
     if len(chosen) < k_min:
         for i in uniform_indices(len(candidates), k_min):
             chosen.setdefault(i, "uniform")
@@ -82,6 +82,6 @@ def select_keyframes(
             for i in extra[: len(chosen) - max(k_min, len(shots))]:
                 del chosen[i]
     return [
-        Keyframe(t=candidates[i].t, rgb=candidates[i].rgb, reason=chosen[i], score=float(min(scores[i], 1.0)))  # type: ignore[arg-type]
+        Keyframe(t=candidates[i].t, rgb=candidates[i].rgb, reason=chosen[i], score=float(min(scores[i], 1.0)))
         for i in sorted(chosen)
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 from vidsearch.encoders.vision import INPUT_SIZE
 
@@ -26,14 +27,15 @@ def export_text(model_dir: Path, out: Path) -> Path:
 
     # Eager attention exports as plain MatMul/Softmax that onnxruntime recognises and fuses.
     st = SentenceTransformer(str(model_dir), device="cpu", model_kwargs={"attn_implementation": "eager"})
-    bert = st[0].auto_model.eval()
+    # st[0] is sentence-transformers' Transformer module; torch types its attributes Tensor | Module.
+    bert = cast(torch.nn.Module, st[0].auto_model).eval()
 
     class Pooled(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.bert = bert
 
-        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
             hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -68,7 +70,7 @@ def export_vision(out: Path) -> Path:
             super().__init__()
             self.net = net
 
-        def forward(self, pixels):  # type: ignore[no-untyped-def]
+        def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             pooled = self.net._avg_pooling(self.net.extract_features(pixels)).flatten(1)
             return pooled, self.net._fc(pooled)
 

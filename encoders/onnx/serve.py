@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.errors import MissingExtraError, ModelLoadError
 from vidsearch.encoders.onnx.export import onnx_dir
 from vidsearch.encoders.text import Kind, _with_empty_rows, minilm_model_dir, minilm_version
 from vidsearch.encoders.vision import N_CLASSES, VisionOutput, efficientnet_version, preprocess
-from vidsearch.core.settings import Settings
 
 MAX_TOKENS = 256
 

@@ -26,6 +26,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from vidsearch.connector.errors import MediaPolicyError
 from vidsearch.connector.media_policy import resolve_media_uri
+from vidsearch.core.errors import DataError, DeploymentError, InfrastructureError
+from vidsearch.core.filters import Filters
+from vidsearch.core.settings import MediaPolicySettings, Settings
 from vidsearch.ops.api.security import (
     REQUEST_ID_HEADER,
     BearerAuthMiddleware,
@@ -40,11 +43,8 @@ from vidsearch.ops.api.security import (
     request_id,
 )
 from vidsearch.ops.api.thumbnails import thumbnail_jpeg
-from vidsearch.core.errors import DataError, DeploymentError, InfrastructureError
-from vidsearch.core.settings import MediaPolicySettings, Settings
 from vidsearch.plugins.retrieval.errors import AllRoutesFailedError, store_unavailable_errors
 from vidsearch.plugins.retrieval.query_log import apply_opt_in
-from vidsearch.core.filters import Filters
 from vidsearch.plugins.retrieval.request import SearchRequest
 from vidsearch.plugins.retrieval.retriever import Retriever, SearchResponse
 

@@ -38,6 +38,7 @@ def thumbnail_jpeg(path: str, t: float, mtime_ns: int, limits: MediaSettings | N
     (`MediaLimitError` for an over-limit or too-slow file, `ForbiddenContainerError`,
     `CorruptMediaError`, ...) naming the file."""
     from PIL import Image
+
     from vidsearch.encoders.media.decode import frame_at
 
     rgb = frame_at(path, t, thumbnail_limits(limits or MediaSettings()), max_side=2 * WIDTH)

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.ops.bench.stats import best_seconds
 from vidsearch.core.settings import Settings
+from vidsearch.ops.bench.stats import best_seconds
 
 TEXT_BATCH = 32
 TEXT_TARGET = 1.5

@@ -1,80 +1,191 @@
 """`vidsearch bench ingest`: what the pipeline (Kafka + both sinks + commits) costs on top of the
-encoders, measured on the same events in the same run.
+encoders, measured on the same events in the same run, once per Kafka client.
 
 encoder_only_eps: the pipeline's encode step alone (parse, validate, features, text encoder,
 documents) over the events in memory, batch by batch as the consumer would.
 pipeline_eps: the same events produced to a fresh topic and consumed by the real indexer into
 OpenSearch and Milvus, from its first poll to its last commit.
 overhead = encoder_only_eps / pipeline_eps - 1.
+
+Each case reports these figures at its top level for the configured client (`kafka.client`,
+the shape older reports had) and under `clients` for every client measured, each run on its
+own topic, indices and collections. `kafka_only` isolates the clients themselves: the
+precomputed events produced (acks=all, until flushed) and consumed by the indexer's source
+(poll, then commit per batch) with no stores, which is where the two clients differ.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from vidsearch.core.settings import Settings
 
+CLIENTS = ("confluent", "kafka-python")
+_SHORT = {"confluent": "cf", "kafka-python": "kp"}
 
-def _run_case(settings: Settings, name: str, payloads: list[tuple[str, bytes]], text, progress: Callable[[str], None]) -> dict[str, Any]:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
 
-    from vidsearch.connector.app import build_pipeline, build_runner, make_sinks
-    from vidsearch.connector.kafka.config import kafka_client_config
-    from vidsearch.connector.messages import Message
-    from vidsearch.connector.sources.kafka import KafkaSource
-
-    tag = f"bench_{name}_{uuid.uuid4().hex[:6]}"
+def _for_client(settings: Settings, client: str, tag: str) -> Settings:
     idx = settings.indexer.model_copy(update={
         "topic": tag, "dlq_topic": f"{tag}.dlq", "group_id": f"{tag}-g", "index_prefix": tag.replace("_", "-"),
         "collection_prefix": tag, "feature_store": settings.stack.state_dir / "bench-features" / tag,
     })
-    s = settings.model_copy(update={"indexer": idx})
-    pipeline = build_pipeline(s, make_sinks(s), text=text)
-    batch = idx.batch_max_events
-    messages = [Message(tag, 0, i, vid.encode(), p) for i, (vid, p) in enumerate(payloads)]
+    return settings.model_copy(update={"indexer": idx, "kafka": settings.kafka.model_copy(update={"client": client})})
 
-    progress(f"{name}: encoder only")
-    t0 = time.perf_counter()
-    for start in range(0, len(messages), batch):
-        pipeline.encode(messages[start : start + batch])
-    encoder_s = time.perf_counter() - t0
 
-    progress(f"{name}: full pipeline")
+def _create_topics(s: Settings) -> list[str]:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from vidsearch.connector.kafka.config import kafka_client_config
+
+    topics = [s.indexer.topic, s.indexer.dlq_topic]
     admin = AdminClient(kafka_client_config(s.kafka))
-    for fut in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1) for t in (tag, f"{tag}.dlq")]).values():
+    for fut in admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1) for t in topics]).values():
         fut.result(timeout=30)
-    producer = Producer({**kafka_client_config(s.kafka), "message.max.bytes": 16 * 1024**2, "linger.ms": 20})
+    return topics
+
+
+def _delete_topics(s: Settings, topics: list[str]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from vidsearch.connector.kafka.config import kafka_client_config
+
+    admin = AdminClient(kafka_client_config(s.kafka))  # kept alive until the futures resolve
+    for fut in admin.delete_topics(topics).values():
+        fut.result(timeout=30)
+
+
+def _produce(s: Settings, payloads: list[tuple[str, bytes]]) -> float:
+    """Seconds to produce every payload and have Kafka acknowledge it (acks=all)."""
+    from vidsearch.connector.kafka.producer import make_producer
+
+    producer = make_producer(s.kafka, linger_ms=20)
+    producer.produce(s.indexer.dlq_topic, b"warm-up", b"")  # connect first: confluent connects lazily
+    producer.flush(30)
+    t0 = time.perf_counter()
     for vid, p in payloads:
-        producer.produce(tag, key=vid.encode(), value=p)
-    producer.flush(60)
-    runner = build_runner(s, pipeline, KafkaSource(s))
-    stats = runner.run(until_idle_s=3)
-    runner.source.close()
+        producer.produce(s.indexer.topic, vid.encode(), p)
+    failures = producer.flush(120)
+    elapsed = time.perf_counter() - t0
+    producer.close()
+    if failures:
+        raise RuntimeError(f"benchmark events not acknowledged by Kafka: {failures[:3]}")
+    return elapsed
+
+
+def _kafka_only(settings: Settings, client: str, payloads: list[tuple[str, bytes]], progress: Callable[[str], None]) -> dict[str, Any]:
+    from vidsearch.connector.sources.kafka import KafkaSource
+
+    s = _for_client(settings, client, f"bench_kafka_{_SHORT[client]}_{uuid.uuid4().hex[:6]}")
+    progress(f"kafka only: {client}")
+    topics = _create_topics(s)
+    try:
+        produce_s = _produce(s, payloads)
+        source = KafkaSource(s)
+        got, first, last, t_join = 0, None, 0.0, time.monotonic()
+        try:
+            while got < len(payloads) and time.monotonic() - t_join < 120:
+                t_poll = time.perf_counter()
+                # never ask for more than is left: the last poll would wait out batch_max_s
+                batch = source.poll(min(s.indexer.batch_max_events, len(payloads) - got), s.indexer.batch_max_s)
+                if not batch:
+                    continue
+                first = t_poll if first is None else first
+                source.commit(batch)
+                got += len(batch)
+                last = time.perf_counter()
+        finally:
+            source.close()
+    finally:
+        _delete_topics(s, topics)
     n = len(payloads)
-    encoder_eps, pipeline_eps = n / encoder_s, n / stats.active_s
+    consume_s = last - first if first is not None else float("nan")
+    return {"events": n, "consumed": got, "mb": round(sum(len(p) for _, p in payloads) / 1e6, 2),
+            "produce_eps": round(n / produce_s, 1), "consume_commit_eps": round(got / consume_s, 1) if consume_s > 0 else None}
+
+
+def _pipeline(settings: Settings, name: str, client: str, payloads: list[tuple[str, bytes]], text, progress: Callable[[str], None],
+              encoder_s: list[float] | None = None) -> dict[str, Any]:
+    """The full indexer over `payloads` with `client`; when `encoder_s` is given (an empty
+    list), first time the encode step alone into it, on the same pipeline."""
+    from vidsearch.connector.app import build_pipeline, build_runner, make_writer
+    from vidsearch.connector.messages import Message
+    from vidsearch.connector.sources.kafka import KafkaSource
+
+    s = _for_client(settings, client, f"bench_{name}_{_SHORT[client]}_{uuid.uuid4().hex[:6]}")
+    pipeline = build_pipeline(s, make_writer(s), text=text)
+    if encoder_s is not None:
+        progress(f"{name}: encoder only")
+        batch = s.indexer.batch_max_events
+        messages = [Message(s.indexer.topic, 0, i, vid.encode(), p) for i, (vid, p) in enumerate(payloads)]
+        t0 = time.perf_counter()
+        for start in range(0, len(messages), batch):
+            pipeline.encode(messages[start : start + batch])
+        encoder_s.append(time.perf_counter() - t0)
+
+    progress(f"{name}: full pipeline ({client})")
+    topics = _create_topics(s)
+    try:
+        produce_s = _produce(s, payloads)
+        runner = build_runner(s, pipeline, KafkaSource(s))
+        try:
+            stats = runner.run(until_idle_s=3)
+        finally:
+            runner.source.close()
+    finally:
+        _delete_topics(s, topics)
     return {
-        "events": n,
         "indexed": stats.indexed,
         "dead": stats.dead,
-        "encoder_only_eps": round(encoder_eps, 2),
-        "pipeline_eps": round(pipeline_eps, 2),
-        "overhead": round(encoder_eps / pipeline_eps - 1, 4),
+        "pipeline_eps": round(len(payloads) / stats.active_s, 2),
         "pipeline_encode_s": round(stats.encode_s, 3),
         "pipeline_sink_s": round(stats.sink_s, 3),
         "pipeline_active_s": round(stats.active_s, 3),
+        "produce_eps": round(len(payloads) / produce_s, 1),
     }
 
 
-def run(settings: Settings, n_precomputed: int = 2000, media_rounds: int = 1, progress: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+def _run_case(settings: Settings, name: str, payloads: list[tuple[str, bytes]], text, progress: Callable[[str], None],
+              clients: Sequence[str]) -> dict[str, Any]:
+    n = len(payloads)
+    if not n:
+        return {"events": 0}
+    encoder: list[float] = []
+    per_client: dict[str, dict[str, Any]] = {}
+    for i, client in enumerate(clients):  # the configured client first: it also times the encoders
+        per_client[client] = _pipeline(settings, name, client, payloads, text, progress, encoder if i == 0 else None)
+    encoder_eps = n / encoder[0]
+    for fig in per_client.values():
+        fig["overhead"] = round(encoder_eps / fig["pipeline_eps"] - 1, 4)
+    main = per_client[clients[0]]
+    return {
+        "events": n,
+        "indexed": main["indexed"],
+        "dead": main["dead"],
+        "encoder_only_eps": round(encoder_eps, 2),
+        "pipeline_eps": main["pipeline_eps"],
+        "overhead": main["overhead"],
+        "pipeline_encode_s": main["pipeline_encode_s"],
+        "pipeline_sink_s": main["pipeline_sink_s"],
+        "pipeline_active_s": main["pipeline_active_s"],
+        "kafka_client": clients[0],
+        "clients": per_client,
+    }
+
+
+def run(settings: Settings, n_precomputed: int = 2000, media_rounds: int = 1, progress: Callable[[str], None] = lambda m: None,
+        clients: Sequence[str] = CLIENTS) -> dict[str, Any]:
     from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.ops.bench import events as ev
     from vidsearch.ops.datasets.clips import real_clips
 
+    unknown = set(clients) - set(CLIENTS)
+    if unknown or not clients:
+        raise ValueError(f"unknown Kafka clients {sorted(unknown)}; use some of {CLIENTS}")
+    # the configured client first: its figures are the case's top-level ones
+    ordered = sorted(dict.fromkeys(clients), key=lambda c: c != settings.kafka.client)
     text = load_text_encoder(settings)
     pre = [(f"p{i}", ev.upsert(f"p{i}", 1, seed=i)) for i in range(n_precomputed)]
     clips = real_clips(settings.stack.cache_dir)
@@ -85,6 +196,8 @@ def run(settings: Settings, n_precomputed: int = 2000, media_rounds: int = 1, pr
              for r in range(media_rounds) for i, c in enumerate(clips)]
     return {
         "target_overhead": 0.10,
-        "precomputed": _run_case(settings, "pre", pre, text, progress),
-        "real_media": _run_case(media_settings, "media", media, text, progress),
+        "kafka_client": ordered[0],
+        "kafka_only": {c: _kafka_only(settings, c, pre, progress) for c in ordered} if pre else {},
+        "precomputed": _run_case(settings, "pre", pre, text, progress, ordered),
+        "real_media": _run_case(media_settings, "media", media, text, progress, ordered),
     }

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.ops.bench.stats import percentiles
 from vidsearch.core.settings import Settings
+from vidsearch.ops.bench.stats import percentiles
 
 NOISE = 0.035  # per-dimension std of the noise around a caption's embedding
 
@@ -78,10 +78,10 @@ def run(settings: Settings, sizes: tuple[int, ...] = (10_000, 100_000), queries:
         progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.ops.datasets.stamps import stamps
+    from vidsearch.plugins.backends import open_store
     from vidsearch.plugins.opensearch.client import make_client
     from vidsearch.plugins.retrieval.request import SearchRequest
     from vidsearch.plugins.retrieval.retriever import Retriever
-    from vidsearch.plugins.backends import open_store
 
     rng = np.random.default_rng(0)
     text = load_text_encoder(settings)

@@ -20,12 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vidsearch.ops.reembed.payload import worker_env
 from vidsearch.core.settings import Settings
+from vidsearch.ops.reembed.payload import worker_env
 
 
 def _model(out: Path, version: str, encoder_versions: dict[str, str]) -> Path:
     import torch
+
     from vidsearch.encoders.balanced.export import export_towers
     from vidsearch.encoders.balanced.towers import QueryTower, VideoTower
 
@@ -44,7 +45,6 @@ def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Call
     from vidsearch.ops.reembed.state import JobStore
     from vidsearch.ops.reembed.work import reembed_docs, target_writer
     from vidsearch.ops.registry.registry import ModelRegistry
-    from vidsearch.plugins.opensearch.client import make_client
 
     name = f"bench_reembed_{uuid.uuid4().hex[:6]}"
     work = settings.stack.cache_dir / "bench" / name

@@ -28,13 +28,18 @@ def bench_ingest(
     ctx: typer.Context,
     events: Annotated[int, typer.Option(help="Precomputed-feature events.")] = 2000,
     media_rounds: Annotated[int, typer.Option(help="Times each real clip is sent as a media event.")] = 1,
+    clients: Annotated[str, typer.Option(help="Comma-separated Kafka clients to measure (confluent, kafka-python).")] = "confluent,kafka-python",
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Pipeline (Kafka + OpenSearch + Milvus) throughput against the encoders alone, same events,
-    same run; needs the stack (`vidsearch stack up`)."""
-    from vidsearch.ops.bench.ingest import run
+    same run, once per Kafka client (plus the clients alone: produce, consume and commit); needs
+    the stack (`vidsearch stack up`)."""
+    from vidsearch.ops.bench.ingest import CLIENTS, run
 
-    report = run(state(ctx).settings, events, media_rounds, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    chosen = tuple(c.strip() for c in clients.split(",") if c.strip())
+    if not chosen or set(chosen) - set(CLIENTS):
+        raise typer.BadParameter(f"use some of {', '.join(CLIENTS)}", param_hint="--clients")
+    report = run(state(ctx).settings, events, media_rounds, progress=lambda m: console.print(f"[dim]{m}[/dim]"), clients=chosen)
     if json:
         print_json(report)
     else:

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from vidsearch.ops.cli.context import console, fail, print_json, progress, state
+
 from vidsearch.core.errors import VidsearchError
+from vidsearch.ops.cli.context import console, fail, print_json, progress, state
 
 app = typer.Typer(help="Build evaluation datasets (videos.jsonl + queries.jsonl + media).", no_args_is_help=True)
 

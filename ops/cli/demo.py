@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 from vidsearch.ops.cli.context import console, print_json, state
 from vidsearch.plugins.milvus.client import is_embedded
@@ -32,7 +32,7 @@ def demo(
     workdir = (workdir or settings.stack.cache_dir / "demo").absolute()
     uri = str(catalogue_path(settings.milvus.uri)) if is_embedded(settings.milvus.uri) else str(workdir / "vidsearch.db")
     settings = settings.model_copy(update={"milvus": settings.milvus.model_copy(update={"uri": uri})})
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     with Progress(console=console, disable=json) as bar:
         def progress(label: str, done: int, total: int) -> None:
             if label not in tasks:
@@ -45,8 +45,8 @@ def demo(
     else:
         _print_report(report, settings.retrieval.api_host, port or settings.retrieval.api_port, QUERIES[-1])
     if serve:
-        from vidsearch.ops.cli.search import serve as serve_command
         from vidsearch.core.settings import load_settings
+        from vidsearch.ops.cli.search import serve as serve_command
 
         # exactly what `VIDSEARCH_CONFIG=<config> vidsearch serve` would load
         cli.settings = load_settings(report["config"])

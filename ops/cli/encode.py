@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.progress import track
 
-from vidsearch.ops.cli.context import console, print_json, state
 from vidsearch.core.errors import VidsearchError
+from vidsearch.ops.cli.context import console, print_json, state
 
 encoders_app = typer.Typer(help="Manage the encoders (ONNX export).")
 

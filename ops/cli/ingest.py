@@ -49,8 +49,8 @@ def ingest(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from vidsearch.connector.app import build_pipeline, build_runner, make_writer
-    from vidsearch.ops.registry.routing import registry_routing
     from vidsearch.connector.metrics import Metrics
+    from vidsearch.ops.registry.routing import registry_routing
 
     settings = state(ctx).settings
     sinks = tuple(sink) if sink else (("milvus",) if source.startswith("file:") else settings.indexer.sinks)

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
+from vidsearch.core.errors import ConfigError
+from vidsearch.core.settings import load_settings
 from vidsearch.ops.cli import bench, context, dataset, demo, doctor, encode, ingest, lite, model, models, search, stack, workers
 from vidsearch.ops.cli.context import CliState, console, crash, print_json, state
-from vidsearch.core.errors import ConfigError
 from vidsearch.ops.logs import setup_logging
-from vidsearch.core.settings import load_settings
 
 app = typer.Typer(
     help="vidsearch: semantic, multimodal video search for Kafka, OpenSearch, Milvus and Celery stacks.",

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from vidsearch.ops.cli.context import console, fail, print_json, progress, state
 from vidsearch.core.errors import VidsearchError
+from vidsearch.ops.cli.context import console, fail, print_json, progress, state
 
 
 def train(

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from vidsearch.ops.cli.context import console, fail, print_json, state
 from vidsearch.core.errors import VidsearchError
+from vidsearch.ops.cli.context import console, fail, print_json, state
 
 models_app = typer.Typer(help="The model registry (Redis): versions, promotion, rollback.", no_args_is_help=True)
 reembed_app = typer.Typer(help="Re-embed the catalogue into a new model version (Celery workers).", no_args_is_help=True)
@@ -23,13 +23,13 @@ def list_models(ctx: typer.Context, json: Annotated[bool, typer.Option("--json")
     from vidsearch.ops.registry.registry import ModelRegistry
 
     reg = ModelRegistry(state(ctx).settings)
-    out = {"current": reg.current(), "previous": reg.previous(), "writing": reg.write_versions(),
-           "models": [asdict(e) for e in reg.list()]}
+    current, models = reg.current(), [asdict(e) for e in reg.list()]
+    out = {"current": current, "previous": reg.previous(), "writing": reg.write_versions(), "models": models}
     if json:
         print_json(out)
         return
-    for e in out["models"]:
-        mark = "*" if e["id"] == out["current"] else " "
+    for e in models:
+        mark = "*" if e["id"] == current else " "
         console.print(f"{mark} {e['id']}  {e['kind']}  {e['path'] or ''}")
 
 
@@ -61,8 +61,8 @@ def _start(ctx: typer.Context, version: str, wait: bool, json: bool) -> None:
 
 
 def _follow(ctx: typer.Context, job_id: str, json: bool) -> None:
-    from vidsearch.ops.registry.registry import ModelRegistry
     from vidsearch.ops.reembed.state import JobStore
+    from vidsearch.ops.registry.registry import ModelRegistry
 
     jobs = JobStore(ModelRegistry(state(ctx).settings))
     with Progress(TextColumn("[cyan]re-embedding"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -113,8 +113,8 @@ def reembed_start(ctx: typer.Context, version: Annotated[str, typer.Argument(hel
 def reembed_status(ctx: typer.Context, job: Annotated[str | None, typer.Argument(help="Job id (default: latest).")] = None,
                    json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """done/total, rate, ETA and state of a job."""
-    from vidsearch.ops.registry.registry import ModelRegistry
     from vidsearch.ops.reembed.state import JobStore
+    from vidsearch.ops.registry.registry import ModelRegistry
 
     st = JobStore(ModelRegistry(state(ctx).settings)).status(job)
     if st is None:

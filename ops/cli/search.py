@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
-from vidsearch.ops.cli.context import console, fail, print_json, spinner, state
 from vidsearch.core.errors import VidsearchError
+from vidsearch.ops.cli.context import console, fail, print_json, spinner, state
 
 plugins_app = typer.Typer(help="Install vidsearch's templates, pipelines, collections and aliases.", no_args_is_help=True)
 
@@ -33,10 +34,12 @@ def search(
     from vidsearch.plugins.retrieval.request import SearchRequest
 
     try:
-        req = SearchRequest(q=query, k=k, page=page, fusion=fusion, routes=tuple(r for r in routes.split(",") if r),  # type: ignore[arg-type]
-                            ncl=ncl, explain=explain,
-                            filters={"language": language, "tags": tags.split(",") if tags else None,  # type: ignore[arg-type]
-                                     "duration_min": duration_min, "duration_max": duration_max})
+        # validated from plain CLI strings (fusion, routes and filters are checked by the model)
+        req = SearchRequest.model_validate({
+            "q": query, "k": k, "page": page, "fusion": fusion, "routes": tuple(r for r in routes.split(",") if r),
+            "ncl": ncl, "explain": explain,
+            "filters": {"language": language, "tags": tags.split(",") if tags else None,
+                        "duration_min": duration_min, "duration_max": duration_max}})
     except ValidationError as exc:
         console.print("[red]invalid search:[/red] " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
         raise typer.Exit(2) from exc
@@ -80,7 +83,14 @@ def serve(
         app = create_app(build_retriever(settings), settings)
     except VidsearchError as exc:
         raise fail(exc) from exc
+    # uvicorn re-raises the SIGTERM it handled once its graceful shutdown is done; with the default
+    # handler underneath, a clean stop would end as "killed by SIGTERM" (-15) instead of exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(app, host=settings.retrieval.api_host, port=port or settings.retrieval.api_port, log_level="info")
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @plugins_app.command("install")

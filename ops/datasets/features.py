@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from vidsearch.encoders.features import FeatureFormatError, VideoFeatures
-from vidsearch.ops.datasets.format import Dataset, DatasetError, VideoRecord
 from vidsearch.core.errors import VidsearchError
 from vidsearch.core.settings import Settings
+from vidsearch.encoders.features import FeatureFormatError, VideoFeatures
+from vidsearch.ops.datasets.format import Dataset, DatasetError, VideoRecord
 
 log = logging.getLogger(__name__)
 

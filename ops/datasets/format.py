@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,8 @@ from vidsearch.core.errors import VidsearchError
 
 SPLITS = ("train", "val", "test")
 SUBSETS = ("text_rich", "text_poor")
+SubsetName = Literal["text_rich", "text_poor"]
+SplitName = Literal["train", "val", "test"]
 
 
 class DatasetError(VidsearchError):
@@ -35,8 +38,8 @@ class VideoRecord(BaseModel):
     path: str = Field(min_length=1)
     title: str = ""
     description: str = ""
-    subset: Literal["text_rich", "text_poor"] = "text_rich"
-    split: Literal["train", "val", "test"] = "test"
+    subset: SubsetName = "text_rich"
+    split: SplitName = "test"
 
 
 class QueryRecord(BaseModel):
@@ -121,7 +124,7 @@ def load_dataset(root: Path) -> Dataset:
     return Dataset(root, videos, queries)
 
 
-def write_jsonl(path: Path, records: list[BaseModel]) -> None:
+def write_jsonl(path: Path, records: Sequence[BaseModel]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r.model_dump(), ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     tmp.replace(path)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from vidsearch.ops.datasets.format import DatasetError, QueryRecord, VideoRecord, write_jsonl
+from vidsearch.ops.datasets.format import DatasetError, QueryRecord, SplitName, SubsetName, VideoRecord, write_jsonl
 from vidsearch.ops.datasets.stamps import STAMPS, Stamp, render, stamps
 
 MIN_TEST_VIDEOS = 150
@@ -32,7 +32,7 @@ def video_id(stamp: Stamp) -> str:
     return "tux-" + re.sub(r"[^a-z0-9]+", "-", str(rel).lower()).strip("-")
 
 
-def split_of(caption: str) -> str:
+def split_of(caption: str) -> SplitName:
     """60/15/25 by caption, so identical captions share a split."""
     bucket = _h("split:" + caption.lower()) % 100
     return "train" if bucket < 60 else "val" if bucket < 75 else "test"
@@ -89,7 +89,7 @@ def build(out: Path, limit: int | None = None, seconds: float = 3.0,
         raise DatasetError(f"no captioned stamps under {STAMPS} (is tuxpaint-stamps-default installed?)")
     out.mkdir(parents=True, exist_ok=True)
     ordered = sorted(chosen, key=lambda s: _h("subset:" + str(s.png)))
-    subset = {s.png: ("text_poor" if i % 2 else "text_rich") for i, s in enumerate(ordered)}
+    subset: dict[Path, SubsetName] = {s.png: ("text_poor" if i % 2 else "text_rich") for i, s in enumerate(ordered)}
     videos: list[VideoRecord] = []
     items: Iterable[Stamp] = progress(chosen, len(chosen)) if progress else chosen
     for stamp in items:
@@ -101,7 +101,7 @@ def build(out: Path, limit: int | None = None, seconds: float = 3.0,
             tmp.replace(media)
         title, description = metadata(stamp, subset[stamp.png])
         videos.append(VideoRecord(video_id=vid, path=f"media/{vid}.mp4", title=title, description=description,
-                                  subset=subset[stamp.png], split=split_of(stamp.caption),  # type: ignore[arg-type]
+                                  subset=subset[stamp.png], split=split_of(stamp.caption),
                                   caption=stamp.caption, category=stamp.category, has_sound=stamp.sound is not None))
     by_caption: dict[str, list[str]] = {}
     for stamp, v in zip(chosen, videos, strict=True):

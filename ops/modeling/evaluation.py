@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.balanced.metrics import subset_metrics
 from vidsearch.encoders.balanced.ncl import ncl_scores
 from vidsearch.encoders.balanced.serve import BalancedModel
@@ -29,7 +30,6 @@ from vidsearch.encoders.text import load_text_encoder, normalize_rows
 from vidsearch.ops.datasets.format import Dataset
 from vidsearch.ops.modeling.splits import make_split
 from vidsearch.ops.modeling.training import variant_dir
-from vidsearch.core.settings import Settings
 
 log = logging.getLogger(__name__)
 MODEL_CONFIGS = ("text_only", "naive_fusion", "fusion_plain", "balanced", "balanced_ncl")

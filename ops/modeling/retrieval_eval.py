@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from vidsearch.connector.bulk import Item, write_items
+from vidsearch.core.errors import ConfigError
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.balanced.train import Split
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.embedder import BalancedEmbedder, DefaultEmbedder
 from vidsearch.ops.modeling.evaluation import Embedded
-from vidsearch.core.settings import Settings
-from vidsearch.core.errors import ConfigError
 from vidsearch.plugins.retrieval.request import SearchRequest
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ EVAL_STORES: dict[str, tuple[str, bool]] = {"opensearch": ("opensearch", False),
 def retrieval_configs(settings: Settings, model_dir: Path | None, store: str, texts: list[str],
                       workdir: Path | None = None) -> tuple[dict[str, Callable[[Split, list[VideoFeatures]], Embedded]], dict[str, str]]:
     """Config functions for `evaluate(extra=...)`, plus rows that cannot run and why."""
-    from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.connector.app import make_writer
+    from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.plugins.retrieval.build import build_retriever
 
     name = f"eval_{uuid.uuid4().hex[:8]}"

@@ -12,11 +12,13 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.balanced.export import check_parity, export_towers
 from vidsearch.encoders.balanced.metrics import subset_metrics
 from vidsearch.encoders.balanced.ncl import ncl_scores
@@ -25,7 +27,6 @@ from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.text import load_text_encoder
 from vidsearch.ops.datasets.format import Dataset
 from vidsearch.ops.modeling.splits import make_split
-from vidsearch.core.settings import Settings
 
 log = logging.getLogger(__name__)
 NCL_TAUS = (0.02, 0.05, 0.1)
@@ -60,7 +61,7 @@ def train_model(ds: Dataset, features: dict[str, VideoFeatures], settings: Setti
     for variant in variants:
         cfg = TrainConfig(seed=seed, **{**VARIANTS[variant], **(overrides or {})})
         dest = variant_dir(out, variant)
-        result = train(train_split, val_split, cfg, on_epoch=(lambda row, v=variant: on_epoch(v, row)) if on_epoch else None,
+        result = train(train_split, val_split, cfg, on_epoch=partial(on_epoch, variant) if on_epoch else None,
                        checkpoint_dir=dest / "checkpoints")
         export_towers(result.video, result.query, dest)
         parity = check_parity(result.video, result.query, dest, val_split.arrays, val_split.query_vecs)

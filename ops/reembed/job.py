@@ -13,13 +13,13 @@ import logging
 import time
 from typing import Any
 
+from vidsearch.core.settings import Settings
 from vidsearch.ops.reembed.payload import catalogue, worker_settings
 from vidsearch.ops.reembed.state import Job, JobStore
 from vidsearch.ops.reembed.swap import drop_version, swap_aliases, validate, version_exists
 from vidsearch.ops.reembed.work import catalogue_store, catch_up, missing_in, target_writer
 from vidsearch.ops.registry.registry import ModelRegistry, RegistryError
 from vidsearch.ops.registry.routing import ROUTING_TTL_S
-from vidsearch.core.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_REPORTED = 100  # failed video ids listed in a job's report (the count is always complete)
@@ -33,6 +33,7 @@ def scoped_settings(task_catalogue: Any) -> Settings:
 
 def start(settings: Settings, target: str) -> Job:
     from celery import chord
+
     from vidsearch.ops.tasks.reembed import chunk, finish
 
     registry = ModelRegistry(settings)

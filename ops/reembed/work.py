@@ -58,8 +58,8 @@ def scan_slice(settings: Settings, version: str, slice_id: int, slices: int, siz
 
 @lru_cache(maxsize=1)
 def _extractor(settings_json: str):
-    from vidsearch.encoders.extract import FeatureExtractor
     from vidsearch.core.settings import Settings as S
+    from vidsearch.encoders.extract import FeatureExtractor
 
     return FeatureExtractor.load(S.model_validate_json(settings_json))
 

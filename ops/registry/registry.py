@@ -14,6 +14,7 @@ so a fresh deployment has a current version without registering anything.
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -104,7 +105,7 @@ class ModelRegistry:
             pipe.set(self._key("previous"), previous)
         pipe.execute()
 
-    def extra_targets(self) -> list[str]:
+    def extra_targets(self) -> builtins.list[str]:  # in the class body `list` is the method above
         return sorted(self.r.smembers(self._key("extra")))
 
     def add_extra(self, version: str) -> None:
@@ -116,13 +117,13 @@ class ModelRegistry:
     def retain(self, version: str, until: float) -> None:
         self.r.zadd(self._key("retain"), {version: until})
 
-    def expired(self, now: float) -> list[str]:
+    def expired(self, now: float) -> builtins.list[str]:
         return list(self.r.zrangebyscore(self._key("retain"), 0, now))
 
     def forget_retained(self, version: str) -> None:
         self.r.zrem(self._key("retain"), version)
 
-    def write_versions(self) -> list[str]:
+    def write_versions(self) -> builtins.list[str]:
         """Current first, then every extra target: what live ingestion writes to."""
         cur = self.current()
         return [cur, *[v for v in self.extra_targets() if v != cur]]

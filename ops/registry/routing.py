@@ -8,7 +8,6 @@ import time
 from vidsearch.core.settings import Settings
 from vidsearch.ops.registry.registry import ModelRegistry
 
-
 ROUTING_TTL_S = 1.0
 
 

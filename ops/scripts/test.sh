@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The README's test command: set everything up, start the real local stack (Kafka, OpenSearch
-# with k-NN, Redis, milvus-lite), run the whole test suite against it, always stop the stack,
-# and print the log of any service that failed. Extra arguments go to pytest.
+# The README's test command: set everything up, run the static checks (ruff, mypy), start the
+# real local stack (Kafka, OpenSearch with k-NN, Redis, milvus-lite), run the whole test suite
+# against it, always stop the stack, and print the log of any service that failed. Extra
+# arguments go to pytest.
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -19,6 +20,12 @@ show_failed_logs() {
 }
 cleanup() { "$vs" stack down >&2 || true; }
 trap cleanup EXIT
+
+# Static checks first: a lint or type error fails CI before minutes of services and tests.
+if ! bash ops/scripts/lint.sh "$bin"; then
+  echo "static checks failed (ruff / mypy): see above" >&2
+  exit 1
+fi
 
 if ! "$vs" stack up; then
   show_failed_logs

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vidsearch.ops.stack.errors import PortInUseError, ServiceStartError, StackError
 from vidsearch.core.settings import Settings
+from vidsearch.ops.stack.errors import PortInUseError, ServiceStartError, StackError
 from vidsearch.ops.stack.ports import can_bind, port_owner
 from vidsearch.ops.stack.process import ManagedProcess
 from vidsearch.ops.stack.services.base import Health, Service

@@ -11,8 +11,8 @@ from vidsearch.ops.celery_app import app
 
 
 def _settings(scope: dict[str, Any] | None):  # noqa: ANN202
-    from vidsearch.ops.reembed.job import scoped_settings
     from vidsearch.core.settings import load_settings
+    from vidsearch.ops.reembed.job import scoped_settings
 
     return scoped_settings(scope) if scope else load_settings()
 

@@ -12,7 +12,6 @@ released), so the client loads a released collection and retries once on any rea
 from __future__ import annotations
 
 from collections.abc import Iterator
-
 from typing import Any
 
 from pymilvus import MilvusClient

@@ -46,6 +46,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from vidsearch.core.errors import InfrastructureError
 
@@ -149,9 +150,10 @@ def port_answers(port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def _healthy(record: dict | None, paths: Paths) -> bool:
-    return bool(record) and pid_alive(record["pid"]) and _is_our_server(record["pid"], paths.db) \
-        and port_answers(record["port"])
+def _healthy(record: dict | None, paths: Paths) -> TypeGuard[dict]:
+    if not record:
+        return False
+    return pid_alive(record["pid"]) and _is_our_server(record["pid"], paths.db) and port_answers(record["port"])
 
 
 def _terminate(pid: int, timeout: float = 10.0) -> None:
@@ -226,8 +228,8 @@ def stop(uri: str) -> bool:
     with _locked(paths):
         record = _read(paths)
         paths.sidecar.unlink(missing_ok=True)
-    was = bool(record) and pid_alive(record["pid"]) and _is_our_server(record["pid"], paths.db)
-    if was:  # outside the lock: the server's watchdog must be free to see the signal and exit
+    was = bool(record and pid_alive(record["pid"]) and _is_our_server(record["pid"], paths.db))
+    if was and record:  # outside the lock: the server's watchdog must be free to see the signal and exit
         _terminate(record["pid"])
     return was
 

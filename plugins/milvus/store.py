@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from pymilvus.exceptions import MilvusException
+
 from vidsearch.core.documents import STORED_FIELDS, IndexDoc, Operation, Tombstone
 from vidsearch.core.errors import InfrastructureError, StoreUnavailableError
 from vidsearch.core.filters import Filters

@@ -15,6 +15,7 @@ from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 from pymilvus.exceptions import MilvusException
+
 from vidsearch.core.documents import VECTOR_FIELDS
 
 DIM = 384

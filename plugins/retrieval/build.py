@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidsearch.encoders.fusion.default import VERSION as DEFAULT_FUSION_VERSION
 from vidsearch.core.settings import Settings
 from vidsearch.core.store import SearchStore, VideoStore
+from vidsearch.encoders.fusion.default import VERSION as DEFAULT_FUSION_VERSION
 from vidsearch.plugins.backends import open_store, search_roles
 from vidsearch.plugins.retrieval.query_log import recorder
 from vidsearch.plugins.retrieval.retriever import Retriever

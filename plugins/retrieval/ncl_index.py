@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from vidsearch.encoders.balanced.ncl import half_step_beta, sinkhorn_biases
 from vidsearch.core.store import VideoStore
+from vidsearch.encoders.balanced.ncl import half_step_beta, sinkhorn_biases
 
 log = logging.getLogger(__name__)
 

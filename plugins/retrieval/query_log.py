@@ -16,14 +16,17 @@ import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from vidsearch.core.settings import Settings
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 HEADER = struct.Struct("<I")
-R = TypeVar("R")
+R = TypeVar("R", bound="DataclassInstance")  # dataclasses.replace() copies it
 
 
 def log_path(settings: Settings) -> Path:
@@ -42,7 +45,7 @@ def apply_opt_in(retriever: R, settings: Settings) -> R:
     hook: Any = getattr(retriever, "on_query", None)
     if settings.retrieval.log_queries or hook is None:
         return retriever
-    return dataclasses.replace(retriever, on_query=None)  # type: ignore[type-var]
+    return dataclasses.replace(retriever, on_query=None)
 
 
 class QueryLog:

@@ -8,12 +8,11 @@ compute with NaN.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vidsearch.core.filters import MAX_TAG_CHARS, Filters
+from vidsearch.core.filters import Filters
 
 MAX_QUERY_CHARS = 1000
 MAX_K = 1000

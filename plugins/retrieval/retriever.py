@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
 
+from vidsearch.core.store import SearchStore
 from vidsearch.plugins.retrieval.errors import AllRoutesFailedError, store_unavailable_errors
 from vidsearch.plugins.retrieval.fusion import fuse
 from vidsearch.plugins.retrieval.moments import Moment, best_moment
 from vidsearch.plugins.retrieval.request import SearchRequest
-from vidsearch.core.store import SearchStore
 
 log = logging.getLogger(__name__)
-_V = TypeVar("_V")  # what a store call maps each video id to (a score, a document)
+_V = TypeVar("_V")
+_RouteRun = tuple[str, dict[str, float], str | None, float, list[str]]  # (route, scores, store or None, ms, warnings)  # what a store call maps each video id to (a score, a document)
 TEXT_SPACE_FIELDS = {"knn_speech", "knn_ocr"}  # stored as raw text-encoder vectors in every model
 
 
@@ -120,7 +121,7 @@ class Retriever:
                 return ("dense", "vec_ncl", np.append(tower, 1.0)) if req.ncl else ("dense", "vec_fused", tower)
             return "dense", f"vec_{name[4:]}", raw if name in TEXT_SPACE_FIELDS else tower
 
-        def one(name: str) -> tuple[str, dict[str, float], str | None, float, list[str]]:
+        def one(name: str) -> _RouteRun:
             r0 = time.perf_counter()
             notes: list[str] = []
             role, fld, vec = target(name)
@@ -133,7 +134,7 @@ class Retriever:
         batched = self._batched(req, depth, target)
         if batched is not None:
             elapsed = round((time.perf_counter() - t0) * 1000, 2)
-            results = [(name, res, self.stores["dense"].name, elapsed, []) for name, res in batched.items()]
+            results: list[_RouteRun] = [(name, res, self.stores["dense"].name, elapsed, []) for name, res in batched.items()]
         else:
             # Routes on different stores (or a failed batch) run concurrently: the fused latency
             # is the slowest route plus fusion, not their sum.

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.cleanup import fresh_name
 from vidsearch.core.settings import Settings, load_settings
 from vidsearch.core.store import VideoStore
 from vidsearch.plugins.backends import open_store
-
-from tests.cleanup import fresh_name
 
 from .docs import catalogue_docs
 

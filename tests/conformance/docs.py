@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+
 from vidsearch.core.documents import DIM, VECTOR_FIELDS, IndexDoc
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)

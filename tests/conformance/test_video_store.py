@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from vidsearch.core.documents import (
     DIM,
     STORED_FIELDS,

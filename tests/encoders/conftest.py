@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidsearch.ops.datasets.clips import Clip, real_clips
 from vidsearch.core.settings import Settings
+from vidsearch.ops.datasets.clips import Clip, real_clips
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
 

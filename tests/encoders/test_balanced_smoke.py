@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from vidsearch.core.settings import Settings
 from vidsearch.ops.cli.main import app
 from vidsearch.ops.datasets.features import dataset_features
 from vidsearch.ops.datasets.format import load_dataset
 from vidsearch.ops.modeling.training import train_model
-from vidsearch.core.settings import Settings
 
 pytestmark = pytest.mark.models
 

@@ -12,6 +12,9 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
+
+from vidsearch.core.errors import ConfigError
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.errors import (
     CorruptMediaError,
     EmptyMediaError,
@@ -34,8 +37,6 @@ from vidsearch.encoders.media.decode import (
 )
 from vidsearch.ops.api.thumbnails import thumbnail_jpeg
 from vidsearch.ops.datasets.clips import Clip, librivox_transcripts
-from vidsearch.core.errors import ConfigError
-from vidsearch.core.settings import Settings
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(60)]
 

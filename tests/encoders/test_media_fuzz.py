@@ -26,11 +26,11 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
-from vidsearch.encoders.errors import MediaError
-from vidsearch.ops.datasets.clips import LIBRIVOX, OPENCV_DOC, real_clips
-from vidsearch.core.settings import MediaSettings, Settings
 
 from tests.encoders.test_decode import remux
+from vidsearch.core.settings import MediaSettings, Settings
+from vidsearch.encoders.errors import MediaError
+from vidsearch.ops.datasets.clips import LIBRIVOX, OPENCV_DOC, real_clips
 
 MUTANT_TIMEOUT_S = 30.0  # a worker still inside one mutant after this is killed: a hang
 LIMITS = MediaSettings(

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from tests.encoders.conftest import stamp_rgb
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.media.decode import audio_16k, keyframes
 from vidsearch.ops.datasets.clips import librivox_transcripts
-from vidsearch.core.settings import Settings
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(600)]
 

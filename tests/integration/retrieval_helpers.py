@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from vidsearch.connector.app import make_writer
 from vidsearch.connector.bulk import Item, write_items
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.speech import Segment
-from vidsearch.core.settings import Settings
 
 # video id -> (title, what the frames show, language, tags, duration, transcript)
 CATALOGUE = {
@@ -91,6 +92,7 @@ def serve_app(s: Settings) -> Iterator[str]:
     import time
 
     import uvicorn
+
     from vidsearch.ops.api.app import create_app
     from vidsearch.plugins.retrieval.build import build_retriever
 

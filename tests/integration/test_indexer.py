@@ -6,11 +6,11 @@ import json
 import math
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-import urllib.request
 
 from tests.integration.indexer_helpers import (
     Event,
@@ -23,13 +23,13 @@ from tests.integration.indexer_helpers import (
     produce,
 )
 from vidsearch.connector.app import build_pipeline, build_runner, make_writer
-from vidsearch.encoders.serving import load_text_encoder
 from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.runner import Runner
 from vidsearch.connector.sources.kafka import KafkaSource
+from vidsearch.core.settings import Settings, load_settings
+from vidsearch.encoders.serving import load_text_encoder
 from vidsearch.ops.bench import events as ev
 from vidsearch.ops.bench.events import features_b64, synthetic_features
-from vidsearch.core.settings import Settings, load_settings
 from vidsearch.ops.datasets.clips import wheel_clips
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

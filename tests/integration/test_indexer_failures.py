@@ -25,9 +25,10 @@ from tests.integration.indexer_helpers import (
     opensearch_state,
     produce,
 )
+from tests.integration.kafka_clients import kafka_client, with_client  # noqa: F401 (fixture)
 from tests.integration.test_indexer import make_runner, stream, text_encoder  # noqa: F401 (fixture)
-from vidsearch.ops.bench import events as ev
 from vidsearch.core.settings import Settings
+from vidsearch.ops.bench import events as ev
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 VIDSEARCH = str(Path(sys.executable).parent / "vidsearch")
@@ -45,16 +46,17 @@ def cli_env(s: Settings) -> dict[str, str]:
         "VIDSEARCH_INDEXER__MODEL_VERSION": idx.model_version,
         "VIDSEARCH_INDEXER__FEATURE_STORE": str(idx.feature_store),
         "VIDSEARCH_INDEXER__BATCH_MAX_EVENTS": "100",
+        "VIDSEARCH_KAFKA__CLIENT": s.kafka.client,
         # onnxruntime text encoder: starts in a second, so restarts stay cheap
         "VIDSEARCH_ENCODERS__BACKEND": "onnx",
     }
 
 
-def test_kill_9_five_times(stack, settings: Settings, unique_name: str, tmp_path: Path) -> None:
+def test_kill_9_five_times(stack, settings: Settings, unique_name: str, tmp_path: Path, kafka_client: str) -> None:  # noqa: F811
     from vidsearch.encoders.onnx.serve import ensure_exported
 
     ensure_exported(settings, int8_text=False)
-    s = indexer_settings(settings, unique_name, tmp_path)
+    s = with_client(indexer_settings(settings, unique_name, tmp_path), kafka_client)
     create_topics(s)
     events = stream(3000, 5000, seed=7)
     produce(s, events)
@@ -81,8 +83,8 @@ def test_kill_9_five_times(stack, settings: Settings, unique_name: str, tmp_path
     assert milvus_state(s) == want
 
 
-def test_sigterm_finishes_the_batch_and_commits(stack, settings: Settings, unique_name: str, tmp_path: Path) -> None:
-    s = indexer_settings(settings, unique_name, tmp_path)
+def test_sigterm_finishes_the_batch_and_commits(stack, settings: Settings, unique_name: str, tmp_path: Path, kafka_client: str) -> None:  # noqa: F811
+    s = with_client(indexer_settings(settings, unique_name, tmp_path), kafka_client)
     create_topics(s)
     events = [(f"v{i}", "upsert", 1, ev.upsert(f"v{i}", 1, seed=i)) for i in range(3000)]
     produce(s, events)
@@ -96,13 +98,19 @@ def test_sigterm_finishes_the_batch_and_commits(stack, settings: Settings, uniqu
     report = json.loads(out)
     assert 0 < report["events"] <= len(events)
     assert committed_total(s) == report["events"], "SIGTERM left processed events uncommitted (or committed unprocessed ones)"
+    # ...and the stores hold exactly what was committed: every committed event is in both stores
+    # (the last batch was finished and written, not cut off), and nothing beyond it was written
+    os_docs, mv_docs = opensearch_state(s), milvus_state(s)
+    assert len(os_docs) == report["events"], "OpenSearch does not hold exactly the committed events"
+    assert mv_docs == os_docs, "the two stores disagree after SIGTERM"
+    assert set(os_docs) <= {vid for vid, *_ in events} and set(os_docs.values()) == {1}
 
 
 @pytest.mark.parametrize("service", ["opensearch", "milvus"])
-def test_store_down_for_20s(service: str, stack, settings: Settings, unique_name: str, tmp_path: Path, text_encoder) -> None:
+def test_store_down_for_20s(service: str, stack, settings: Settings, unique_name: str, tmp_path: Path, text_encoder, kafka_client: str) -> None:  # noqa: F811
     # The outage (20 s) outlasts max.poll.interval.ms (10 s, the least librdkafka allows with a
     # 10 s session timeout): the consumer must keep its partitions by polling while paused.
-    s = indexer_settings(settings, unique_name, tmp_path, batch_max_events=50, max_poll_interval_ms=10_000)
+    s = with_client(indexer_settings(settings, unique_name, tmp_path, batch_max_events=50, max_poll_interval_ms=10_000), kafka_client)
     create_topics(s)
     events = [(f"v{i}", "upsert", 1, ev.upsert(f"v{i}", 1, seed=i)) for i in range(4000)]
     produce(s, events)
@@ -131,8 +139,8 @@ def test_store_down_for_20s(service: str, stack, settings: Settings, unique_name
     assert milvus_state(s) == want
 
 
-def test_dlq_replay_refeeds_the_original_payloads(stack, settings: Settings, unique_name: str, tmp_path: Path, text_encoder) -> None:
-    s = indexer_settings(settings, unique_name, tmp_path)
+def test_dlq_replay_refeeds_the_original_payloads(stack, settings: Settings, unique_name: str, tmp_path: Path, text_encoder, kafka_client: str) -> None:  # noqa: F811
+    s = with_client(indexer_settings(settings, unique_name, tmp_path), kafka_client)
     create_topics(s)
     produce(s, [("x1", "upsert", 1, b"{broken"), ("x2", "upsert", 1, ev.upsert("x2", 1))], keys=[b"x1", b"x2"])
     runner = make_runner(s, text_encoder)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient, RRFRanker
 
+from tests.cleanup import fresh_name
 from vidsearch.core.settings import MilvusSettings, Settings
 from vidsearch.plugins.milvus.client import make_client
-from tests.cleanup import fresh_name
 
 pytestmark = pytest.mark.integration
 

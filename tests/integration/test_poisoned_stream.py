@@ -27,15 +27,16 @@ from tests.integration.indexer_helpers import (
     opensearch_state,
     produce,
 )
+from tests.integration.kafka_clients import kafka_client, with_client  # noqa: F401 (fixture)
 from tests.integration.test_indexer import text_encoder  # noqa: F401 (fixture)
 from tests.integration.test_indexer_failures import VIDSEARCH, cli_env
-from vidsearch.connector.app import build_pipeline, build_runner, make_sinks
+from vidsearch.connector.app import build_pipeline, build_runner, make_writer
 from vidsearch.connector.sources.kafka import KafkaSource
+from vidsearch.core.errors import DataError
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.fusion.embedder import DefaultEmbedder
 from vidsearch.ops.bench import events as ev
 from vidsearch.ops.datasets.clips import real_clips
-from vidsearch.core.errors import DataError
-from vidsearch.core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -148,14 +149,14 @@ def hostile_events(media_root: Path, outside: Path) -> list[tuple[str, bytes, by
     return rows
 
 
-def test_ingest_survives_every_hostile_event(stack, settings: Settings, unique_name: str, tmp_path: Path) -> None:
+def test_ingest_survives_every_hostile_event(stack, settings: Settings, unique_name: str, tmp_path: Path, kafka_client: str) -> None:  # noqa: F811
     media_root = tmp_path / "media"
     media_root.mkdir()
     clip = next(c.path for c in real_clips(settings.stack.cache_dir) if c.path.suffix == ".mp4")
     shutil.copy(clip, media_root / "good.mp4")
     outside = tmp_path / "outside.mp4"
     shutil.copy(clip, outside)
-    s = indexer_settings(settings, unique_name, tmp_path, media_roots=(media_root,))
+    s = with_client(indexer_settings(settings, unique_name, tmp_path, media_roots=(media_root,)), kafka_client)
     create_topics(s)
 
     good = [(f"g{i}", "upsert", 1, ev.upsert(f"g{i}", 1, seed=i)) for i in range(60)]
@@ -215,30 +216,36 @@ class PoisonEmbedder(DefaultEmbedder):
         return super().vectors(feats)
 
 
-class CrashBeforeCommit(KafkaSource):
-    """Dies (like a killed process) right before committing the batch that holds the poison."""
+def crash_before_commit(source: KafkaSource) -> KafkaSource:
+    """Makes `source` die (like a killed process) right before committing the batch that holds
+    the poison; works on either client's source."""
+    commit = source.commit
 
-    def commit(self, batch) -> None:  # noqa: ANN001
+    def crashing(batch) -> None:  # noqa: ANN001
         if any(m.key == b"poison" for m in batch):
             raise SystemExit("simulated crash before commit")
-        super().commit(batch)
+        commit(batch)
+
+    source.commit = crashing  # type: ignore[method-assign]
+    return source
 
 
-def test_restart_on_a_poisoned_partition_does_not_crash_loop(stack, settings: Settings, unique_name: str, tmp_path: Path, text_encoder) -> None:
-    s = indexer_settings(settings, unique_name, tmp_path, batch_max_events=20)
+def test_restart_on_a_poisoned_partition_does_not_crash_loop(stack, settings: Settings, unique_name: str, tmp_path: Path, text_encoder, kafka_client: str) -> None:  # noqa: F811
+    s = with_client(indexer_settings(settings, unique_name, tmp_path, batch_max_events=20), kafka_client)
     create_topics(s, partitions=1)
     events = [(f"p{i}", "upsert", 1, ev.upsert(f"p{i}", 1, seed=i)) for i in range(120)]
     events.insert(50, ("poison", "upsert", 1, ev.upsert("poison", 1, seed=999)))
     produce(s, events)
     model = lambda: [(s.indexer.model_version, PoisonEmbedder())]  # noqa: E731
 
-    def runner(source_cls):  # noqa: ANN001, ANN202
-        pipeline = build_pipeline(s, make_sinks(s), text=text_encoder, model=model)
-        return build_runner(s, pipeline, source_cls(s))
+    def runner(make_source):  # noqa: ANN001, ANN202
+        pipeline = build_pipeline(s, make_writer(s, models=model), text=text_encoder)
+        return build_runner(s, pipeline, make_source(s))
 
-    first = runner(CrashBeforeCommit)
+    first = runner(lambda s: crash_before_commit(KafkaSource(s)))
     with pytest.raises(SystemExit):
         first.run(until_idle_s=20)
+    first.source.producer.close(1.0)  # the dead letters were flushed before the commit was attempted
     first.source.consumer.close()
     stopped_at = committed_total(s)
     assert 0 < stopped_at <= 50, "the crash should leave the poisoned batch uncommitted"

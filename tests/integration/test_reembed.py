@@ -18,16 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from vidsearch.connector.app import feature_store, make_writer
-from vidsearch.ops.registry.routing import registry_routing
 from vidsearch.connector.bulk import Item, write_items
 from vidsearch.connector.feature_store import FileFeatureStore
+from vidsearch.core.settings import Settings
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.ops.reembed.job import rollback, start
 from vidsearch.ops.reembed.payload import worker_env
 from vidsearch.ops.reembed.state import JobStore
 from vidsearch.ops.registry.registry import ModelRegistry
-from vidsearch.core.settings import Settings
+from vidsearch.ops.registry.routing import registry_routing
 from vidsearch.plugins.backends import configured_stores
 from vidsearch.plugins.opensearch.client import make_client
 from vidsearch.plugins.opensearch.videos import index_name
@@ -49,6 +50,7 @@ def synthetic(vid: str, rng: np.random.Generator) -> VideoFeatures:
 def make_model(out: Path, version: str) -> Path:
     """A real fusion head (towers at their deterministic init), exported to ONNX with its card."""
     import torch
+
     from vidsearch.encoders.balanced.export import export_towers
     from vidsearch.encoders.balanced.towers import QueryTower, VideoTower
 

@@ -15,12 +15,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from vidsearch.connector.app import make_writer
-from vidsearch.connector.bulk import Item, write_items
-from vidsearch.encoders.features import VideoFeatures
-from vidsearch.encoders.speech import Segment
-from vidsearch.ops.datasets.clips import real_clips
-from vidsearch.core.settings import Settings
 
 from tests.cleanup import fresh_name
 from tests.integration.retrieval_helpers import (
@@ -31,6 +25,12 @@ from tests.integration.retrieval_helpers import (
     scoped,
     serve_app,
 )
+from vidsearch.connector.app import make_writer
+from vidsearch.connector.bulk import Item, write_items
+from vidsearch.core.settings import Settings
+from vidsearch.encoders.features import VideoFeatures
+from vidsearch.encoders.speech import Segment
+from vidsearch.ops.datasets.clips import real_clips
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 

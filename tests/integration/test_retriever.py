@@ -9,10 +9,10 @@ import pytest
 
 from tests.cleanup import fresh_name
 from tests.integration.retrieval_helpers import CATALOGUE, drop_catalogue, load, scoped
+from vidsearch.core.filters import Filters
 from vidsearch.core.settings import Settings
 from vidsearch.plugins.retrieval.build import build_retriever
 from vidsearch.plugins.retrieval.errors import AllRoutesFailedError
-from vidsearch.core.filters import Filters
 from vidsearch.plugins.retrieval.request import SearchRequest
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from vidsearch.ops.api.app import create_app
-from vidsearch.ops.datasets.clips import real_clips
-from vidsearch.core.settings import Settings
-from vidsearch.plugins.retrieval.build import build_retriever
-from vidsearch.plugins.retrieval.query_log import QueryLog
 
 from tests.cleanup import fresh_name
 from tests.integration.retrieval_helpers import drop_catalogue, load, scoped, serve_app
+from vidsearch.core.settings import Settings
+from vidsearch.ops.api.app import create_app
+from vidsearch.ops.datasets.clips import real_clips
+from vidsearch.plugins.retrieval.build import build_retriever
+from vidsearch.plugins.retrieval.query_log import QueryLog
 
 pytestmark = [pytest.mark.integration, pytest.mark.models]
 LOCAL = "http://127.0.0.1"  # a Host the default allow-list accepts (TestClient's own is "testserver")

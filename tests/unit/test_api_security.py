@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from vidsearch.ops.api.app import create_app
-from vidsearch.ops.api.security import RedactTokenFilter, allowed_hosts, check_bind, is_loopback
 from vidsearch.core.errors import ConfigError
 from vidsearch.core.settings import Settings
+from vidsearch.ops.api.app import create_app
+from vidsearch.ops.api.security import RedactTokenFilter, allowed_hosts, check_bind, is_loopback
 from vidsearch.plugins.retrieval.query_log import QueryLog, apply_opt_in
 from vidsearch.plugins.retrieval.retriever import Retriever
 

@@ -10,11 +10,21 @@ import torch
 import torch.nn.functional as F
 
 from vidsearch.encoders.balanced.losses import (
-    dynamic_margin, hard_pairs, info_nce_bi, negnce, shuffle_indices, shuffled_negatives_loss,
+    dynamic_margin,
+    hard_pairs,
+    info_nce_bi,
+    negnce,
+    shuffle_indices,
+    shuffled_negatives_loss,
 )
 from vidsearch.encoders.balanced.metrics import query_ranks, subset_metrics, summarize
 from vidsearch.encoders.balanced.ncl import (
-    augment_queries, augment_videos, half_step_beta, ncl_scores, plan, sinkhorn_biases,
+    augment_queries,
+    augment_videos,
+    half_step_beta,
+    ncl_scores,
+    plan,
+    sinkhorn_biases,
 )
 from vidsearch.encoders.balanced.towers import VideoTower
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+
 from vidsearch.core.settings import mask_url_credentials
 
 pytestmark = pytest.mark.unit

@@ -17,7 +17,7 @@ import base64
 import io
 import json
 import zipfile
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -25,14 +25,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_limits import encoder, lie_size, npy_member, npy_raw, record_members, record_zip
 from vidsearch.connector.documents import build_doc
 from vidsearch.connector.events import VideoUpsert, parse_event
+from vidsearch.core.errors import DataError
 from vidsearch.encoders.features import ARRAYS, VideoFeatures
 from vidsearch.ops.bench.events import synthetic_features
-from vidsearch.core.errors import DataError
 from vidsearch.plugins.milvus.videos import to_row
 from vidsearch.plugins.opensearch.videos import to_source
-from tests.unit.test_limits import encoder, lie_size, npy_member, npy_raw, record_members, record_zip
 
 pytestmark = pytest.mark.unit
 
@@ -231,7 +231,7 @@ def feature_records(draw: st.DrawFn) -> bytes:
     return record
 
 
-@lru_cache(maxsize=None)
+@cache
 def _valid_members(seed: int, keyframes: int) -> tuple[tuple[str, bytes], ...]:
     return tuple(record_members(synthetic_features(seed, keyframes=keyframes)).items())
 

@@ -24,11 +24,11 @@ from vidsearch.connector.encoding import EventEncoder, check_features
 from vidsearch.connector.errors import EventLimitError, InvalidEventError
 from vidsearch.connector.events import INT64_MAX, VideoUpsert, parse_event
 from vidsearch.connector.messages import DeadLetter, Message
-from vidsearch.plugins.opensearch.bulk import plan_bulk, split_bulk
-from vidsearch.encoders.features import ARRAYS, FeatureFormatError, FeatureLimitError, FeatureLimits, VideoFeatures
-from vidsearch.ops.bench.events import synthetic_features
 from vidsearch.core.errors import DataError
 from vidsearch.core.settings import EventLimitSettings, Settings
+from vidsearch.encoders.features import ARRAYS, FeatureFormatError, FeatureLimitError, FeatureLimits, VideoFeatures
+from vidsearch.ops.bench.events import synthetic_features
+from vidsearch.plugins.opensearch.bulk import plan_bulk, split_bulk
 
 pytestmark = pytest.mark.unit
 

@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 
 from vidsearch.connector import media_policy
-from vidsearch.core.documents import IndexDoc, Tombstone, latest_per_video
 from vidsearch.connector.documents import build_doc
 from vidsearch.connector.errors import MediaPolicyError
 from vidsearch.connector.events import VideoUpsert, parse_event
+from vidsearch.core.documents import IndexDoc, Tombstone, latest_per_video
+from vidsearch.core.settings import MediaPolicySettings
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.default import fuse, modality_vectors
 from vidsearch.ops.bench.events import synthetic_features, upsert
-from vidsearch.core.settings import MediaPolicySettings
 from vidsearch.plugins.milvus.videos import MAX_TEXT_BYTES, MAX_TITLE_BYTES, to_row
 from vidsearch.plugins.opensearch.videos import index_name, to_source
 

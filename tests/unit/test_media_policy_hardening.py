@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import pytest
+
 from vidsearch.connector import media_policy
 from vidsearch.connector.errors import MediaPolicyError
 from vidsearch.core.settings import MediaPolicySettings

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from pymilvus.exceptions import MilvusException
+
 from vidsearch.core.documents import (
     DIM,
     STORED_FIELDS,

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 from pymilvus.exceptions import MilvusException
-from vidsearch.core.documents import VECTOR_FIELDS, IndexDoc
+
 from vidsearch.connector.writer import DocumentWriter
-from vidsearch.plugins.milvus.store import MilvusVideoStore
+from vidsearch.core.documents import VECTOR_FIELDS, IndexDoc
 from vidsearch.core.settings import IndexerSettings, Settings
+from vidsearch.plugins.milvus.store import MilvusVideoStore
 from vidsearch.plugins.milvus.videos import collection_name
 
 pytestmark = pytest.mark.unit

@@ -9,18 +9,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from vidsearch.core.documents import Operation
+
 from vidsearch.connector.encoding import EventEncoder
-from vidsearch.core.errors import StoreUnavailableError
 from vidsearch.connector.messages import DeadLetter, Message
 from vidsearch.connector.pipeline import Pipeline
 from vidsearch.connector.runner import Runner
 from vidsearch.connector.writer import DocumentWriter
+from vidsearch.core.documents import Operation
+from vidsearch.core.errors import DeploymentError, StoreUnavailableError
+from vidsearch.core.settings import Settings
 from vidsearch.core.store import WriteResult
 from vidsearch.encoders.fusion.embedder import DefaultEmbedder
 from vidsearch.ops.bench import events as ev
-from vidsearch.core.errors import DeploymentError
-from vidsearch.core.settings import Settings
 
 pytestmark = pytest.mark.unit
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from vidsearch.core.filters import Filters
 from vidsearch.ops.api.app import parse_query_params
+from vidsearch.plugins.milvus.filters import to_expr as milvus_filter
+from vidsearch.plugins.opensearch.filters import clauses as opensearch_filter
 from vidsearch.plugins.retrieval.fusion import convex, decisiveness, dynamic_margin, dynamic_margin_weights, fuse, rrf
 from vidsearch.plugins.retrieval.moments import best_moment, keyframe_windows, smooth
 from vidsearch.plugins.retrieval.query_log import QueryLog
-from vidsearch.core.filters import Filters
 from vidsearch.plugins.retrieval.request import SearchRequest
-from vidsearch.plugins.milvus.filters import to_expr as milvus_filter
-from vidsearch.plugins.opensearch.filters import clauses as opensearch_filter
 
 pytestmark = pytest.mark.unit
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 from pydantic import SecretStr
-from vidsearch.ops.stack.errors import StackError
+
 from vidsearch.core.settings import RedisSettings, Settings, StackSettings
 from vidsearch.ops.stack import ownership
+from vidsearch.ops.stack.errors import StackError
 from vidsearch.ops.stack.process import Launch, ManagedProcess, service_env
 from vidsearch.ops.stack.services.redis import RedisService
 

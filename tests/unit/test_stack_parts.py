@@ -12,8 +12,8 @@ import psutil
 import pytest
 
 from vidsearch.core.errors import ConfigError
-from vidsearch.ops.stack.errors import JavaNotFoundError
 from vidsearch.ops.stack import maven
+from vidsearch.ops.stack.errors import JavaNotFoundError
 from vidsearch.ops.stack.java import find_java_home, java_major
 from vidsearch.ops.stack.ports import can_bind, port_of_url
 from vidsearch.ops.stack.process import Launch, ManagedProcess

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from vidsearch.ops.stack.errors import ServiceStartError
 from vidsearch.core.settings import Settings
 from vidsearch.ops.stack import maven
+from vidsearch.ops.stack.errors import ServiceStartError
 from vidsearch.ops.stack.java import find_java_home
 from vidsearch.ops.stack.ports import is_listening, port_of_url
 from vidsearch.ops.stack.process import Launch, service_env
@@ -128,6 +128,7 @@ class KafkaService:
             return Health(False, error=f"nothing listens on 127.0.0.1:{self.port}")
         try:
             from confluent_kafka.admin import AdminClient
+
             from vidsearch.connector.kafka.config import kafka_client_config
 
             admin = AdminClient({**kafka_client_config(self.settings.kafka), "log_level": 0})

@@ -6,9 +6,10 @@ import shutil
 import sys
 from importlib.metadata import version as pkg_version
 from pathlib import Path
+from typing import Any
 
-from vidsearch.ops.stack.errors import StackError
 from vidsearch.core.settings import Settings
+from vidsearch.ops.stack.errors import StackError
 from vidsearch.ops.stack.ports import is_listening, port_of_url
 from vidsearch.ops.stack.process import Launch
 from vidsearch.ops.stack.services.base import Health
@@ -57,7 +58,7 @@ class MilvusService:
             client.close()
         except Exception as exc:  # any client failure means "not healthy yet"
             return Health(False, error=f"request failed: {exc}")
-        detail = {"mode": "embedded" if self.embedded else "server", "milvus_lite": lite, "uri": self.settings.milvus.uri}
+        detail: dict[str, Any] = {"mode": "embedded" if self.embedded else "server", "milvus_lite": lite, "uri": self.settings.milvus.uri}
         if self.port is not None:
             detail["port"] = self.port
         return Health(True, server or f"milvus-lite {lite}", detail)

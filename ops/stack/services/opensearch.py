@@ -20,9 +20,9 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from vidsearch.ops.stack.errors import DownloadError, StackError
 from vidsearch.core.settings import Settings
 from vidsearch.ops.stack import maven
+from vidsearch.ops.stack.errors import DownloadError, StackError
 from vidsearch.ops.stack.java import find_java_home
 from vidsearch.ops.stack.ownership import chown_tree
 from vidsearch.ops.stack.ports import is_listening, port_of_url
@@ -115,7 +115,7 @@ class OpenSearchService:
                 capture_output=True, text=True,
             )
             if res.returncode != 0:
-                raise StackError(self.name, f"cannot create service user {user!r}: {res.stderr.strip()}")
+                raise StackError(self.name, f"cannot create service user {user!r}: {res.stderr.strip()}") from None
         return user
 
     def launch(self) -> Launch:

@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from vidsearch.ops.stack.errors import StackError
 from vidsearch.core.settings import Settings
+from vidsearch.ops.stack.errors import StackError
 from vidsearch.ops.stack.ports import is_listening, port_of_url
 from vidsearch.ops.stack.process import Launch
 from vidsearch.ops.stack.services.base import Health
