@@ -348,7 +348,10 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     `$VIDSEARCH_CONFIG`). A named file that does not exist is an error, not a silent default."""
     path = config_file or os.environ.get(CONFIG_ENV)
     if not path:
-        return Settings(**overrides)
+        try:
+            return Settings(**overrides)
+        except ValueError as exc:  # a bad VIDSEARCH_* variable: a deployment error, not a crash
+            raise ConfigError(f"invalid settings (environment or arguments): {exc}") from exc
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")

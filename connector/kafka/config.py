@@ -4,7 +4,10 @@ setting fails at start-up the same way whichever client is chosen."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
 
 from vidsearch.connector.kafka.errors import KafkaConfigError
 from vidsearch.core.settings import KafkaSettings
@@ -21,27 +24,41 @@ def check_files(settings: KafkaSettings) -> None:
             raise KafkaConfigError(f"kafka.{name} = {path} does not exist; fix the path or unset it")
 
 
+# Optional settings and their key in each client: (librdkafka, kafka-python). One table so the
+# two translations cannot drift apart; a setting left unset is not passed at all.
+OPTIONAL_KEYS: dict[str, tuple[str, str]] = {
+    "sasl_mechanism": ("sasl.mechanism", "sasl_mechanism"),
+    "sasl_username": ("sasl.username", "sasl_plain_username"),  # kafka-python uses "plain" names for SCRAM too
+    "sasl_password": ("sasl.password", "sasl_plain_password"),
+    "ssl_cafile": ("ssl.ca.location", "ssl_cafile"),
+    "ssl_certfile": ("ssl.certificate.location", "ssl_certfile"),
+    "ssl_keyfile": ("ssl.key.location", "ssl_keyfile"),
+    "ssl_key_password": ("ssl.key.password", "ssl_password"),
+}
+
+
+def _optional(settings: KafkaSettings, client: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, keys in OPTIONAL_KEYS.items():
+        value = getattr(settings, name)
+        if value is None or value == "":
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, Path):
+            value = str(value)
+        out[keys[client]] = value
+    return out
+
+
 def kafka_client_config(settings: KafkaSettings) -> dict[str, Any]:
     """Common librdkafka producer/consumer/admin options; callers add role-specific keys (group.id, ...)."""
     conf: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": settings.client_id,
         "security.protocol": settings.security_protocol,
+        **_optional(settings, 0),
     }
-    if settings.sasl_mechanism:
-        conf["sasl.mechanism"] = settings.sasl_mechanism
-    if settings.sasl_username is not None:
-        conf["sasl.username"] = settings.sasl_username
-    if settings.sasl_password is not None:
-        conf["sasl.password"] = settings.sasl_password.get_secret_value()
-    if settings.ssl_cafile:
-        conf["ssl.ca.location"] = str(settings.ssl_cafile)
-    if settings.ssl_certfile:
-        conf["ssl.certificate.location"] = str(settings.ssl_certfile)
-    if settings.ssl_keyfile:
-        conf["ssl.key.location"] = str(settings.ssl_keyfile)
-    if settings.ssl_key_password is not None:
-        conf["ssl.key.password"] = settings.ssl_key_password.get_secret_value()
     if settings.security_protocol in ("SSL", "SASL_SSL") and not settings.ssl_check_hostname:
         conf["ssl.endpoint.identification.algorithm"] = "none"
     return conf
@@ -52,24 +69,10 @@ def kafka_python_config(settings: KafkaSettings) -> dict[str, Any]:
     if settings.sasl_mechanism == "OAUTHBEARER":
         # kafka-python needs a token provider object, which settings cannot express
         raise KafkaConfigError("kafka.sasl_mechanism = OAUTHBEARER needs kafka.client = confluent")
-    conf: dict[str, Any] = {
+    return {
         "bootstrap_servers": [s.strip() for s in settings.bootstrap_servers.split(",") if s.strip()],
         "client_id": settings.client_id,
         "security_protocol": settings.security_protocol,
         "ssl_check_hostname": settings.ssl_check_hostname,
+        **_optional(settings, 1),
     }
-    if settings.sasl_mechanism:
-        conf["sasl_mechanism"] = settings.sasl_mechanism
-    if settings.sasl_username is not None:  # kafka-python uses the "plain" names for SCRAM too
-        conf["sasl_plain_username"] = settings.sasl_username
-    if settings.sasl_password is not None:
-        conf["sasl_plain_password"] = settings.sasl_password.get_secret_value()
-    if settings.ssl_cafile:
-        conf["ssl_cafile"] = str(settings.ssl_cafile)
-    if settings.ssl_certfile:
-        conf["ssl_certfile"] = str(settings.ssl_certfile)
-    if settings.ssl_keyfile:
-        conf["ssl_keyfile"] = str(settings.ssl_keyfile)
-    if settings.ssl_key_password is not None:
-        conf["ssl_password"] = settings.ssl_key_password.get_secret_value()
-    return conf

@@ -17,6 +17,7 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, NotFoundError, TransportError
 
 from vidsearch.core.documents import STORED_FIELDS, Operation
+from vidsearch.core.errors import StoreUnavailableError
 from vidsearch.core.filters import Filters
 from vidsearch.core.retry import with_retries
 from vidsearch.core.settings import Settings
@@ -169,6 +170,10 @@ class OpenSearchVideoStore:
         for start in range(0, len(ids), MGET_CHUNK):
             resp = self.client.mget(index=self._target(version), body={"ids": ids[start:start + MGET_CHUNK]},
                                     request_timeout=self.long_timeout_s)
+            failed = [doc for doc in resp["docs"] if "error" in doc]
+            if failed:  # a shard that cannot serve the read: the store's state, never silently skipped
+                raise StoreUnavailableError(self.name, f"ncl: {len(failed)} documents could not be read: "
+                                                       f"{str(failed[0].get('error'))[:300]}")
             for doc in resp["docs"]:
                 src = doc.get("_source") or {}
                 fused = src.get("vec_fused")
