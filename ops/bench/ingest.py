@@ -106,6 +106,16 @@ def _kafka_only(settings: Settings, client: str, payloads: list[tuple[str, bytes
             "produce_eps": round(n / produce_s, 1), "consume_commit_eps": round(got / consume_s, 1) if consume_s > 0 else None}
 
 
+def _drop_catalogue(pipeline: Any) -> None:
+    """Remove what the run wrote, in every store (alias and every write version)."""
+    writer = pipeline.writer
+    for store in writer.stores:
+        store.drop_alias()
+        for version in writer.versions():
+            store.drop(version)
+    writer.close()
+
+
 def _pipeline(settings: Settings, name: str, client: str, payloads: list[tuple[str, bytes]], text, progress: Callable[[str], None],
               encoder_s: list[float] | None = None) -> dict[str, Any]:
     """The full indexer over `payloads` with `client`; when `encoder_s` is given (an empty
@@ -136,6 +146,7 @@ def _pipeline(settings: Settings, name: str, client: str, payloads: list[tuple[s
             runner.source.close()
     finally:
         _delete_topics(s, topics)
+        _drop_catalogue(pipeline)
     return {
         "indexed": stats.indexed,
         "dead": stats.dead,
