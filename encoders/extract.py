@@ -1,4 +1,5 @@
-"""Media file -> `VideoFeatures`: decode once, run each modality's encoder, time every stage.
+"""Media file -> `VideoFeatures`: decode once (keyframes and shots), run each modality's encoder,
+time every stage.
 
 Encoders are loaded once per process and shared (they are the expensive part); the stage timings
 feed `vidsearch bench encode` and the ingestion metrics.
@@ -17,7 +18,7 @@ import numpy as np
 from vidsearch.core.settings import Settings
 from vidsearch.encoders.errors import NoAudioStreamError
 from vidsearch.encoders.features import VideoFeatures
-from vidsearch.encoders.media.decode import audio_16k, keyframes, probe
+from vidsearch.encoders.media.decode import audio_16k, frames_and_shots, probe
 from vidsearch.encoders.ocr import RapidOcrReader
 from vidsearch.encoders.speech import WhisperSpeech
 from vidsearch.encoders.text import TextEncoder, load_text_encoder
@@ -94,7 +95,8 @@ class FeatureExtractor:
         media = self.settings.media
         with timer.stage("decode"):
             info = probe(path, media)
-            frames = keyframes(path, media, info)
+            selection = frames_and_shots(path, media, info)
+            frames = selection.keyframes
             try:
                 audio = audio_16k(path, media, info) if info.has_audio else None
             except NoAudioStreamError:
@@ -108,6 +110,7 @@ class FeatureExtractor:
             tags=list(tags or []),
             has_audio=audio is not None,
             keyframe_times=np.array([k.t for k in frames], np.float32),
+            shots=selection.shots,
             encoder_versions=self.versions(),
         )
         if audio is not None and self.speech is not None:

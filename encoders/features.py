@@ -23,11 +23,11 @@ import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
 import numpy as np
 from numpy.lib import format as npy_format
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from vidsearch.core.errors import DataError
 from vidsearch.encoders.errors import EncoderError
@@ -54,6 +54,7 @@ FLOAT_SIZES = (2, 4, 8)  # f2/f4/f8; no long double, no complex
 INT_SIZES = (1, 2, 4, 8)
 NPY_MAX_HEADER = 10_000  # numpy's own default for untrusted files
 CD_ENTRY_MAX = 1_024  # bytes of zip directory per member: 46 fixed + a short name + small extras
+MAX_SHOTS = 4_096  # the decoder finds at most one per sampled candidate (media.keyframe_max_candidates)
 
 
 class FeatureFormatError(EncoderError, DataError):
@@ -101,6 +102,15 @@ class _OcrMeta(BaseModel):
     score: float = Field(allow_inf_nan=False)
 
 
+Bound = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def _ordered(shot: tuple[float, float]) -> tuple[float, float]:
+    if shot[1] < shot[0]:
+        raise ValueError(f"a shot ends before it starts: {list(shot)}")
+    return shot
+
+
 class _Meta(BaseModel):
     """The JSON member: typed here so a string where a list belongs fails now, not in a sink."""
 
@@ -113,6 +123,9 @@ class _Meta(BaseModel):
     tags: list[str] = []
     transcript: list[_SegmentMeta] = []
     ocr: list[_OcrMeta] = []
+    # Added after format version 1 was first written: a record without it (no shot detection)
+    # reads as no shots, and moments fall back to keyframe windows.
+    shots: list[Annotated[tuple[Bound, Bound], AfterValidator(_ordered)]] = Field(default=[], max_length=MAX_SHOTS)
     has_audio: bool = False
     encoder_versions: dict[str, str] = {}
 
@@ -290,6 +303,17 @@ class _RecordReader:
         return {name: self.array(name, heads[name]) for name in ARRAYS}
 
 
+def shot_at(shots: list[tuple[float, float]], t: float) -> tuple[float, float] | None:
+    """The shot whose [start, end) holds `t`; the last shot for t at or past its end, the first
+    for t before 0; None without shots."""
+    if not shots:
+        return None
+    for start, end in shots:
+        if start <= t < end:
+            return (start, end)
+    return shots[-1] if t >= shots[-1][0] else shots[0]
+
+
 @dataclass
 class VideoFeatures:
     video_id: str
@@ -311,6 +335,11 @@ class VideoFeatures:
     audio_vector: np.ndarray = field(default_factory=lambda: np.zeros(384, np.float32))
     has_audio: bool = False
     encoder_versions: dict[str, str] = field(default_factory=dict)
+    shots: list[tuple[float, float]] = field(default_factory=list)  # (start, end) between hard cuts
+
+    def shot_at(self, t: float) -> tuple[float, float] | None:
+        """The shot holding time `t` (the last one for t at or past the end); None without shots."""
+        return shot_at(self.shots, t)
 
     @property
     def transcript_text(self) -> str:
@@ -348,8 +377,8 @@ class VideoFeatures:
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
             raise FeatureFormatError(f"malformed VideoFeatures metadata: {where}: {first['msg']}") from exc
-        fields = parsed.model_dump(exclude={"transcript", "ocr"})
-        return cls(**fields, **arrays,
+        fields = parsed.model_dump(exclude={"transcript", "ocr", "shots"})
+        return cls(**fields, **arrays, shots=[(float(a), float(b)) for a, b in parsed.shots],
                    transcript=[Segment(s.start, s.end, s.text) for s in parsed.transcript],
                    ocr=[OcrLine(o.text, o.t, o.score) for o in parsed.ocr])
 
@@ -376,6 +405,7 @@ class VideoFeatures:
             },
             "transcript": [asdict(s) for s in self.transcript],
             "ocr": [asdict(o) for o in self.ocr],
+            "shots": [[round(a, 3), round(b, 3)] for a, b in self.shots],
             "has_audio": self.has_audio,
             "encoder_versions": self.encoder_versions,
         }

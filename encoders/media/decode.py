@@ -1,4 +1,4 @@
-"""Decode untrusted media with PyAV: probe it, pick keyframes, extract 16 kHz mono audio.
+"""Decode untrusted media with PyAV: probe it, pick keyframes and shots, extract 16 kHz mono audio.
 
 Every entry point checks the configured limits before doing work proportional to the file, maps
 every failure of FFmpeg, PyAV or the OS onto our typed `MediaError`s naming the file, and bounds
@@ -41,6 +41,8 @@ from vidsearch.encoders.errors import (
 from vidsearch.encoders.media.keyframes import (
     Candidate,
     Keyframe,
+    Shot,
+    detect_shots,
     select_keyframes,
     thumbnail,
 )
@@ -301,13 +303,35 @@ def _frame_rgb(frame: Any, max_side: int) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", width=tw, height=th)
 
 
+@dataclass(frozen=True)
+class FrameSelection:
+    """What one pass over the video stream yields: the keyframes to encode and every shot."""
+
+    keyframes: list[Keyframe]
+    shots: list[Shot]
+
+
 def keyframes(path: str | Path, limits: MediaSettings, info: MediaInfo | None = None) -> list[Keyframe]:
     """Keyframes by scene change, within [keyframe_min, keyframe_max], uniform fallback."""
+    return frames_and_shots(path, limits, info).keyframes
+
+
+def frames_and_shots(path: str | Path, limits: MediaSettings, info: MediaInfo | None = None) -> FrameSelection:
+    """Keyframes, and the shots (spans between hard cuts) from the same candidate frames and the
+    same scene threshold; the shots are all the cuts, however many keyframes are kept."""
     with media_errors(path):
-        return _keyframes(path, limits, info or probe(path, limits))
+        info = info or probe(path, limits)
+        candidates, last_t = _candidates(path, limits, info)
+        frames = select_keyframes(
+            candidates, limits.keyframe_min, limits.keyframe_max, limits.scene_threshold, limits.scene_relative
+        )
+        shots = detect_shots(candidates, max(info.duration_s, last_t), limits.scene_threshold, limits.scene_relative)
+        return FrameSelection(frames, shots)
 
 
-def _keyframes(path: str | Path, limits: MediaSettings, info: MediaInfo) -> list[Keyframe]:
+def _candidates(path: str | Path, limits: MediaSettings, info: MediaInfo) -> tuple[list[Candidate], float]:
+    """Frames sampled every `keyframe_sample_s` (at most `keyframe_max_candidates`), and the time
+    of the last decoded frame."""
     if not info.has_video:
         raise NoVideoStreamError(path, "audio-only input: there are no frames to index")
     interval = max(limits.keyframe_sample_s, info.duration_s / limits.keyframe_max_candidates)
@@ -327,9 +351,7 @@ def _keyframes(path: str | Path, limits: MediaSettings, info: MediaInfo) -> list
             next_t = t + interval
     if info.duration_s > 2.0 and last_t < 0.5 * info.duration_s:
         raise CorruptMediaError(path, f"truncated: frames stop at {last_t:.1f}s of a declared {info.duration_s:.1f}s")
-    return select_keyframes(
-        candidates, limits.keyframe_min, limits.keyframe_max, limits.scene_threshold, limits.scene_relative
-    )
+    return candidates, last_t
 
 
 def audio_16k(path: str | Path, limits: MediaSettings, info: MediaInfo | None = None) -> np.ndarray:

@@ -34,3 +34,27 @@ def tuxpaint(
     except VidsearchError as exc:
         raise fail(exc) from exc
     print_json({"out": str(out), **counts}) if json else console.print(counts)
+
+
+@app.command("moments")
+def moments(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder to write (reused as a cache).")],
+    limit: Annotated[int | None, typer.Option(help="At most this many videos per split (val, test).")] = None,
+    features: Annotated[bool, typer.Option(help="Also extract and cache the base features.")] = True,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Render the moment benchmark: compilations of Tux Paint stamps (val and test captions only),
+    hard cuts between ~4 s shots, one query per stamp answered by a video and a shot (cached)."""
+    from vidsearch.ops.datasets.compilations import build
+    from vidsearch.ops.datasets.features import dataset_features
+    from vidsearch.ops.datasets.format import load_dataset
+
+    try:
+        counts = build(out, limit, progress=progress("rendering"))
+        if features:
+            ds = load_dataset(out)
+            counts["features"] = len(dataset_features(ds, state(ctx).settings, progress=progress("features")))
+    except VidsearchError as exc:
+        raise fail(exc) from exc
+    print_json({"out": str(out), **counts}) if json else console.print(counts)

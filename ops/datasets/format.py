@@ -1,12 +1,13 @@
 """The evaluation dataset format: a folder with `videos.jsonl` and `queries.jsonl`.
 
 videos.jsonl : {"video_id", "path", "title", "description", "subset"[, "split"]}
-queries.jsonl: {"query_id", "text", "relevant": [video_id, ...]}
+queries.jsonl: {"query_id", "text", "relevant": [video_id, ...][, "moment": [start, end]]}
 
 `path` is relative to the folder (or absolute). `split` is optional (train/val/test); a folder
 without it is all test, so `vidsearch eval` works on any folder in this format. A query belongs to
-the split of its relevant videos. Every problem is a `DatasetError` naming the file and line, so a
-broken folder fails before any model is loaded.
+the split of its relevant videos. A query with a `moment` (the moment benchmark) has one relevant
+video and the seconds of it that answer the query. Every problem is a `DatasetError` naming the
+file and line, so a broken folder fails before any model is loaded.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vidsearch.core.errors import VidsearchError
 
@@ -42,11 +43,24 @@ class VideoRecord(BaseModel):
     split: SplitName = "test"
 
 
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class QueryRecord(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     query_id: str = Field(min_length=1)
     text: str = Field(min_length=1)
     relevant: list[str] = Field(min_length=1)
+    moment: tuple[Seconds, Seconds] | None = None  # (start, end) of the answer inside relevant[0]
+
+    @model_validator(mode="after")
+    def _moment_is_a_span_of_one_video(self) -> QueryRecord:
+        if self.moment is not None:
+            if self.moment[1] <= self.moment[0]:
+                raise ValueError(f"moment must end after it starts, got {list(self.moment)}")
+            if len(self.relevant) != 1:
+                raise ValueError("a query with a moment has exactly one relevant video")
+        return self
 
 
 @dataclass

@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
@@ -22,7 +23,8 @@ DIM = 384
 MAX_TEXT_BYTES = 60_000
 MAX_TITLE_BYTES = 4_000
 MAX_JSON_BYTES = 60_000
-# What an oversized `meta` JSON loses first; each dropped key leaves `<key>_truncated: true`.
+# What an oversized `meta` JSON loses first; each dropped key leaves `<key>_truncated: true`
+# (keyframe vectors are made compact before the keyframes themselves go: see `to_row`).
 META_DROP_ORDER = ("extra", "keyframes", "segments", "description")
 # Lucene's English stop set (what OpenSearch's `english` analyzer removes)
 ENGLISH_STOP_WORDS = ("a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
@@ -54,6 +56,9 @@ def _schema(client: MilvusClient):  # -> CollectionSchema
     schema.add_field("published_at", DataType.INT64)
     schema.add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=100, max_length=100)
     schema.add_field("meta", DataType.JSON)
+    # Added after the first schema (milvus-lite cannot add a field to an existing collection, so the
+    # store checks whether a collection has it: see MilvusVideoStore._has_lengths).
+    schema.add_field("text_lengths", DataType.ARRAY, element_type=DataType.INT64, max_capacity=4)
     for name in VECTOR_FIELDS:
         schema.add_field(f"vec_{name}", DataType.FLOAT_VECTOR, dim=DIM)
     schema.add_field("vec_ncl", DataType.FLOAT_VECTOR, dim=DIM + 1)  # [fused; tau*beta], NCL by IP
@@ -109,20 +114,35 @@ def _ms(value: datetime | None) -> int:
     return int(value.timestamp() * 1000) if value else -1
 
 
+def compact_vector(vector: Any) -> list[int]:
+    """A vector's direction as integers in [-127, 127], half the JSON of 4-decimal floats: moments
+    only take cosines of keyframe vectors, which this keeps to within 1e-4."""
+    v = np.asarray(vector, dtype=np.float32)
+    peak = float(np.abs(v).max()) if v.size else 0.0
+    return np.round(v * (127.0 / peak)).astype(int).tolist() if peak > 0 else [0] * v.size
+
+
 def to_row(doc: Any) -> dict[str, Any]:
     """IndexDoc -> Milvus row (strings clipped to the schema's byte limits)."""
-    # Keyframe vectors (rounded) and transcript segments ride along for moments on the Milvus-only
-    # path, and the description for re-embedding a Milvus-only deployment (the `text` field mixes
-    # it with everything else); whatever does not fit the JSON limit is dropped in `META_DROP_ORDER`.
+    # Keyframes (rounded vectors, their shot bounds) and timed text (transcript and OCR segments)
+    # ride along for moments on the Milvus-only path, and the description for re-embedding a
+    # Milvus-only deployment (the `text` field mixes it with everything else). Over the JSON limit,
+    # `extra` goes first, then keyframe vectors shrink to integers, then keys go in `META_DROP_ORDER`.
     meta: dict[str, Any] = {
         "model_version": doc.model_version, "media_uri": doc.media_uri,
         "keyframe_times": [k["t"] for k in doc.keyframes],
-        "keyframes": [{"t": k["t"], "vector": [round(float(x), 4) for x in k["vector"]]} for k in doc.keyframes],
+        "keyframes": [{**k, "vector": [round(float(x), 4) for x in k["vector"]]} for k in doc.keyframes],
         "segments": doc.segments, "extra": doc.extra, "description": doc.description,
     }
     for drop in META_DROP_ORDER:
         if len(json.dumps(meta)) <= MAX_JSON_BYTES:
             break
+        if drop == "keyframes":
+            meta["keyframes"] = [{**k, "vector": compact_vector(k["vector"])} for k in doc.keyframes]
+            meta["keyframes_compact"] = True
+            if len(json.dumps(meta)) <= MAX_JSON_BYTES:
+                break
+            meta.pop("keyframes_compact")
         meta.pop(drop)
         meta[f"{drop}_truncated"] = True
     return {
@@ -135,6 +155,7 @@ def to_row(doc: Any) -> dict[str, Any]:
         "published_at": _ms(doc.published_at),
         "tags": [_clip(t, 100) for t in doc.tags[:100]],  # VARCHAR limits count bytes
         "meta": meta,
+        "text_lengths": doc.text_lengths,
         **{f"vec_{name}": doc.vectors[name].tolist() for name in VECTOR_FIELDS},
         "vec_ncl": doc.ncl_vector.tolist(),
     }
