@@ -18,7 +18,7 @@ DIM = 384  # every stored vector (text-encoder space); `vec_ncl` is DIM + 1
 # what moments need, and the model version whose vectors it holds. A field a backend does not keep
 # (Milvus keeps no separate transcript or OCR text) comes back None.
 STORED_FIELDS = ("video_id", "version", "model_version", "title", "description", "tags", "language", "duration",
-                 "published_at", "media_uri", "keyframes", "segments", "extra", "transcript", "ocr")
+                 "published_at", "media_uri", "keyframes", "segments", "extra", "transcript", "ocr", "text_lengths")
 
 
 @dataclass
@@ -34,8 +34,8 @@ class IndexDoc:
     transcript: str
     ocr: str
     vectors: dict[str, np.ndarray]
-    keyframes: list[dict[str, Any]] = field(default_factory=list)  # {"t": s, "vector": [...]}
-    segments: list[dict[str, Any]] = field(default_factory=list)  # {"start", "end", "text"}
+    keyframes: list[dict[str, Any]] = field(default_factory=list)  # {"t": s, "vector": [...], "shot": [start, end]}
+    segments: list[dict[str, Any]] = field(default_factory=list)  # {"start", "end", "text", "kind": "asr"|"ocr"[, "t"]}
     extra: dict[str, Any] = field(default_factory=dict)
     model_version: str = ""
     media_uri: str | None = None
@@ -52,6 +52,13 @@ class IndexDoc:
     def ncl_vector(self) -> np.ndarray:
         """[fused; tau*beta]: inner product with [q; 1] ranks by the NCL score (docs/architecture.md, "Algorithms")."""
         return np.append(self.vectors["fused"], np.float32(self.ncl_bias)).astype(np.float32)
+
+    @property
+    def text_lengths(self) -> list[int]:
+        """Characters of title, description, transcript and OCR: how much text the video carries,
+        which the fusion gate weighs (a video with no text cannot be found by BM25, so its dense
+        score should count for more). Stored with every document and returned with every hit."""
+        return [len(self.title or ""), len(self.description or ""), len(self.transcript or ""), len(self.ocr or "")]
 
     @property
     def lexical_text(self) -> str:

@@ -200,9 +200,9 @@ class RetrievalSettings(_Section):
     min_candidates: int = Field(50, ge=1, le=2000)
     model_dir: Path | None = None  # a `vidsearch train` folder; None: the default (text-space) fusion
     query_log: Path | None = None  # default: <state_dir>/query_log.f32
-    # Dynamic margin multiplies each route's decisiveness by this prior (1.0 when absent). BM25 at
-    # 0.5 was chosen on the Tux Paint validation split.
-    route_prior: dict[str, float] = Field(default_factory=lambda: {"bm25": 0.5})
+    # The learned gate of `dynamic_margin` (a `vidsearch train-fusion` JSON file). None: the gate
+    # saved beside `model_dir` when there is one, else the gate that ships with the package.
+    fusion_model: Path | None = None
     ncl_bank_size: int = Field(2000, ge=10)
     ncl_tau: float = Field(0.05, gt=0)
     api_host: str = "127.0.0.1"

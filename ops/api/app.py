@@ -50,7 +50,8 @@ from vidsearch.plugins.retrieval.retriever import Retriever, SearchResponse
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("page.html")
-SCALARS = {"q", "k", "page", "fusion", "normalization", "ncl", "explain", "moments"}
+SCALARS = {"q", "k", "page", "fusion", "normalization", "ncl", "explain", "moments", "group_by", "moments_per_video",
+           "min_score", "autocut"}
 LISTS = {"routes"}
 FILTERS = set(Filters.model_fields)
 

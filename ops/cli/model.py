@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from vidsearch.core.errors import VidsearchError
+from vidsearch.core.errors import ConfigError, VidsearchError
 from vidsearch.ops.cli.context import console, fail, print_json, progress, state
 
 
@@ -55,24 +55,49 @@ def evaluate(
     split: Annotated[str, typer.Option(help="Split to evaluate (a folder without splits is all test).")] = "test",
     retrieval: Annotated[str | None, typer.Option(help="Also the retrieval rows (bm25, dense, rrf, convex, dynamic_margin) "
                                                        "over this store: milvus-lite (embedded), milvus or opensearch.")] = None,
+    moments: Annotated[bool, typer.Option("--moments", help="Moment retrieval instead (a `dataset moments` folder): video "
+                                                            "R@1/R@10, R1@IoU0.5/0.7, mIoU, IoU>=0.5 when found, through "
+                                                            "the real writer and retriever on an embedded milvus-lite file.")] = False,
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """R@1/5/10, median rank and R@sum per config and subset, and the R_vt diagnostic."""
+    """R@1/5/10, median rank and R@sum per config and subset, and the R_vt diagnostic; with
+    --moments, whether the top hit is the right video and its moment the right seconds."""
     from vidsearch.ops.datasets.features import dataset_features
     from vidsearch.ops.datasets.format import load_dataset
     from vidsearch.ops.modeling.evaluation import evaluate as run_eval
 
     settings = state(ctx).settings
     try:
+        if moments and retrieval not in (None, "milvus-lite"):
+            raise ConfigError("--moments runs on an embedded milvus-lite file; leave out --retrieval")
         ds = load_dataset(data)
         feats = dataset_features(ds, settings, [v for v in ds.videos if v.split == split], progress=progress("features"))
-        report = run_eval(ds, feats, settings, model, split, retrieval)
+        if moments:
+            from vidsearch.ops.modeling.moments_eval import evaluate_moments
+
+            report = evaluate_moments(ds, feats, settings, split, model)
+        else:
+            report = run_eval(ds, feats, settings, model, split, retrieval)
     except (VidsearchError, ValueError, FileNotFoundError) as exc:
         raise fail(exc) from exc
     if json:
         print_json(report)
         return
     from rich.table import Table
+
+    if moments:
+        from rich.markup import escape
+
+        table = Table(title=escape(f"{data} [{split}] {report['videos']} videos, {report['queries']} moment queries, "
+                                   f"fusion {report['fusion']}"))
+        columns = {"R@1": "r1", "R@10": "r10", "R1@IoU0.5": "r1_iou50", "R1@IoU0.7": "r1_iou70", "mIoU": "miou",
+                   "IoU≥0.5 found": "iou50_when_found", "IoU≥0.5 right video": "gt_video_iou50",
+                   "same, keyframe windows": "legacy_gt_video_iou50"}
+        for col in columns:
+            table.add_column(col)
+        table.add_row(*(f"{report['metrics'][key]:.1f}" for key in columns.values()))
+        console.print(table)
+        return
 
     table = Table(title=f"{data} [{split}] {report['videos']} videos, {report['queries']} queries")
     for col in ("config", "subset", "R@1", "R@5", "R@10", "MdR", "R@sum", "R_vt"):
@@ -99,6 +124,7 @@ def ablation(
     from vidsearch.ops.datasets.format import load_dataset
     from vidsearch.ops.modeling.ablation import aggregate
     from vidsearch.ops.modeling.evaluation import evaluate as run_eval
+    from vidsearch.ops.modeling.fusion_training import train_fusion
     from vidsearch.ops.modeling.training import train_model
 
     settings = state(ctx).settings
@@ -109,6 +135,8 @@ def ablation(
         for seed in range(seeds):
             model_dir = out / f"seed-{seed}"
             train_model(ds, feats, settings, model_dir, seed)
+            if retrieval:  # the dynamic_margin row's gate learns this seed's dense scores (train; val picks)
+                train_fusion(ds, feats, settings, model_dir, store=retrieval)
             report = run_eval(ds, feats, settings, model_dir, "test", retrieval)
             (model_dir / "eval.json").write_text(jsonlib.dumps(report, indent=2))
             reports.append(report)

@@ -19,10 +19,14 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("--k", "-k", help="Hits per page (<= 1000).")] = 10,
     page: Annotated[int, typer.Option(help="Page number (1-based).")] = 1,
-    fusion: Annotated[str, typer.Option(help="dynamic_margin, rrf or convex.")] = "dynamic_margin",
+    fusion: Annotated[str, typer.Option(help="dynamic_margin (learned gate), rrf, convex or opensearch_hybrid.")] = "dynamic_margin",
     routes: Annotated[str, typer.Option(help="Comma-separated: bm25, knn, knn_text, knn_visual, knn_speech, knn_ocr, knn_audio.")] = "bm25,knn",
     ncl: Annotated[bool, typer.Option(help="Rank the k-NN route with NCL biases.")] = False,
     explain: Annotated[bool, typer.Option(help="Every route's rank and score per hit.")] = False,
+    group_by: Annotated[str, typer.Option(help="video (one hit per video) or moment (one hit per moment).")] = "video",
+    moments_per_video: Annotated[int, typer.Option(help="Moments per video (1-10), best first.")] = 1,
+    min_score: Annotated[float | None, typer.Option(help="Drop hits whose fused score is below this.")] = None,
+    autocut: Annotated[int | None, typer.Option(help="Keep the hits before the N-th cliff in the fused scores.")] = None,
     language: Annotated[str | None, typer.Option(help="Filter: language code.")] = None,
     tags: Annotated[str | None, typer.Option(help="Filter: any of these comma-separated tags.")] = None,
     duration_min: Annotated[float | None, typer.Option(help="Filter: minimum duration (s).")] = None,
@@ -37,7 +41,8 @@ def search(
         # validated from plain CLI strings (fusion, routes and filters are checked by the model)
         req = SearchRequest.model_validate({
             "q": query, "k": k, "page": page, "fusion": fusion, "routes": tuple(r for r in routes.split(",") if r),
-            "ncl": ncl, "explain": explain,
+            "ncl": ncl, "explain": explain, "group_by": group_by, "moments_per_video": moments_per_video,
+            "min_score": min_score, "autocut": autocut,
             "filters": {"language": language, "tags": tags.split(",") if tags else None,
                         "duration_min": duration_min, "duration_max": duration_max}})
     except ValidationError as exc:

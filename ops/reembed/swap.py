@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ class GateResult:
 
 
 def _retriever_for(settings: Settings, store: VideoStore, entry: ModelEntry, text):  # noqa: ANN001, ANN202
-    from vidsearch.plugins.retrieval.build import TextQueryEncoder
+    from vidsearch.plugins.retrieval.build import TextQueryEncoder, load_fusion_model
     from vidsearch.plugins.retrieval.retriever import Retriever
 
     model = None
@@ -43,7 +44,8 @@ def _retriever_for(settings: Settings, store: VideoStore, entry: ModelEntry, tex
 
         model = BalancedModel.load(entry.path)
     pinned = PinnedStore(store, entry.id)
-    return Retriever(TextQueryEncoder(text, model), {"lexical": pinned, "dense": pinned}, prior=dict(settings.retrieval.route_prior))
+    return Retriever(TextQueryEncoder(text, model), {"lexical": pinned, "dense": pinned},
+                     fusion_model=load_fusion_model(settings, Path(entry.path) if entry.kind == "balanced" and entry.path else None))
 
 
 def _sample_titles(store: VideoStore, version: str, n: int) -> list[str]:

@@ -84,7 +84,7 @@ def _light(entity: Mapping[str, Any]) -> dict[str, Any]:
     duration = entity.get("duration", -1)
     return {"title": entity.get("title"), "language": entity.get("language") or None,
             "duration": _f32(duration) if duration is not None and duration >= 0 else None,
-            "tags": list(entity.get("tags") or [])}
+            "tags": list(entity.get("tags") or []), "text_lengths": entity.get("text_lengths")}
 
 
 def _iso(ms: int | None) -> str | None:
@@ -141,6 +141,7 @@ class MilvusVideoStore:
         self._owns_client = client is None
         self._lock = threading.Lock()
         self._ensured: set[str] = set()
+        self._lengths: dict[str, bool] = {}  # collection or alias -> has the `text_lengths` field
 
     # -- connection ----------------------------------------------------------------------------
     @property
@@ -208,6 +209,20 @@ class MilvusVideoStore:
     def _target(self, version: str | None) -> str:
         return self.alias if version is None else self.physical(version)
 
+    def _has_lengths(self, target: str) -> bool:
+        """Collections made before `text_lengths` existed lack it: write and read without it there
+        (the fusion gate then treats those videos' text amount as unknown) instead of failing."""
+        if target not in self._lengths:
+            fields = self._call(lambda c: c.describe_collection(target)).get("fields", [])
+            self._lengths[target] = any(f.get("name") == "text_lengths" for f in fields)
+        return self._lengths[target]
+
+    def _doc_fields(self, target: str) -> list[str]:
+        return [*DOC_FIELDS, "text_lengths"] if self._has_lengths(target) else DOC_FIELDS
+
+    def _light_fields(self, target: str) -> list[str]:
+        return [*LIGHT_FIELDS, "text_lengths"] if self._has_lengths(target) else LIGHT_FIELDS
+
     def ensure(self, version: str, *, alias: bool = False) -> None:
         name = self.physical(version)
         self._call(lambda c: ensure_collection(c, name, self.alias if alias else None))
@@ -240,6 +255,7 @@ class MilvusVideoStore:
 
         self._call(run)
         self._ensured.discard(name)
+        self._lengths.pop(name, None)
 
     def install(self, version: str) -> dict[str, Any]:
         name = self.physical(version)
@@ -295,6 +311,9 @@ class MilvusVideoStore:
             try:
                 if collection not in self._ensured:
                     self.ensure(version)
+                if not self._has_lengths(collection):
+                    for row in rows.values():
+                        row.pop("text_lengths", None)
                 self._write_one(collection, valid, rows, out)
             except Exception as exc:
                 if is_not_loaded(exc):  # released by a restart: load, then retry
@@ -380,18 +399,20 @@ class MilvusVideoStore:
     # -- reads ---------------------------------------------------------------------------------
     def bm25(self, text: str, filters: Filters, k: int, version: str | None = None) -> Scored:
         target = self._target(version)
+        fields = self._light_fields(target)
         res = self._call(lambda c: c.search(target, data=[text], anns_field="sparse", limit=k, filter=to_expr(filters),
-                                            search_params={"metric_type": "BM25"}, output_fields=LIGHT_FIELDS))
+                                            search_params={"metric_type": "BM25"}, output_fields=fields))
         # milvus-lite reports BM25 as a negative distance (more negative = better), Milvus as a
         # positive score; both return best first, so the magnitude is the score.
         return self._scored(res[0], absolute=True)
 
     def knn(self, field: str, vector: np.ndarray, filters: Filters, k: int, version: str | None = None) -> Scored:
         target = self._target(version)
+        fields = self._light_fields(target)
         data = [np.asarray(vector, np.float32).tolist()]
         params = {"metric_type": "IP", "params": {"ef": max(self.ef_search, k)}}
         res = self._call(lambda c: c.search(target, data=data, anns_field=field, limit=k, filter=to_expr(filters),
-                                            search_params=params, output_fields=LIGHT_FIELDS))
+                                            search_params=params, output_fields=fields))
         return self._scored(res[0])
 
     @staticmethod
@@ -409,7 +430,7 @@ class MilvusVideoStore:
         out: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(list(dict.fromkeys(ids)), ID_CHUNK):
             flt = f"id in {quote_list(chunk)}"
-            for row in self._query(target, flt, DOC_FIELDS):
+            for row in self._query(target, flt, self._doc_fields(target)):
                 out[row["id"]] = stored_document(row)
         return out
 
@@ -473,6 +494,7 @@ class MilvusVideoStore:
         through the moved alias does not meet a released collection."""
         name = self.physical(version)
         before = self.alias_target()
+        self._lengths.pop(self.alias, None)  # the alias may now name a collection of another schema
 
         def run(c: Any) -> None:
             c.load_collection(name)

@@ -14,7 +14,7 @@ from vidsearch.core.store import Scored
 from vidsearch.plugins.opensearch.filters import clauses, knn_filter
 
 TEXT_FIELDS = ["title^2", "description", "tags.text", "transcript", "ocr"]
-LIGHT_FIELDS = ["title", "language", "duration", "tags", "model_version"]  # returned with every route hit
+LIGHT_FIELDS = ["title", "language", "duration", "tags", "model_version", "text_lengths"]  # returned with every route hit
 _EMPTY: dict[str, Any] = {"tags": list, "keyframes": list, "segments": list, "extra": dict}
 
 

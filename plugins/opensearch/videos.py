@@ -25,6 +25,13 @@ def index_name(prefix: str, model_version: str) -> str:
     return f"{prefix}-{safe_version(model_version)}"
 
 
+# Fields added after the first mapping: `ensure_index` also puts them on indices created before
+# (adding a field is a safe mapping update; a strict mapping would otherwise refuse new documents).
+ADDED_FIELDS: dict[str, Any] = {
+    "text_lengths": {"type": "integer", "index": False, "doc_values": False},  # see IndexDoc.text_lengths
+}
+
+
 def mapping() -> dict[str, Any]:
     vectors = {f"vec_{name}": {"type": "knn_vector", "dimension": DIM, "method": KNN_METHOD} for name in VECTOR_FIELDS}
     vectors["vec_ncl"] = {"type": "knn_vector", "dimension": DIM + 1, "method": NCL_METHOD}
@@ -57,6 +64,7 @@ def mapping() -> dict[str, Any]:
                 "keyframes": {"type": "object", "enabled": False},
                 "segments": {"type": "object", "enabled": False},
                 "extra": {"type": "object", "enabled": False},
+                **ADDED_FIELDS,
                 **vectors,
             },
         },
@@ -72,6 +80,8 @@ def ensure_index(client: OpenSearch, index: str, alias: str | None) -> None:
         except RequestError as exc:
             if "resource_already_exists_exception" not in str(exc):
                 raise
+    else:
+        client.indices.put_mapping(index=index, body={"properties": ADDED_FIELDS})
     if alias and not client.indices.exists_alias(name=alias):
         client.indices.update_aliases(body={"actions": [{"add": {"index": index, "alias": alias}}]})
 
@@ -94,6 +104,7 @@ def to_source(doc: Any) -> dict[str, Any]:
         "keyframes": doc.keyframes,
         "segments": doc.segments,
         "extra": doc.extra,
+        "text_lengths": doc.text_lengths,
         **{f"vec_{name}": doc.vectors[name].tolist() for name in VECTOR_FIELDS if doc.vectors[name].any()},
         **({"vec_ncl": doc.ncl_vector.tolist()} if doc.vectors["fused"].any() else {}),
     }

@@ -3,12 +3,16 @@ tower), the stores behind their aliases, fallbacks, and the query log."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from vidsearch.core.errors import ConfigError
 from vidsearch.core.settings import Settings
 from vidsearch.core.store import SearchStore, VideoStore
 from vidsearch.encoders.fusion.default import VERSION as DEFAULT_FUSION_VERSION
 from vidsearch.plugins.backends import open_store, search_roles
+from vidsearch.plugins.retrieval.adaptive import FUSION_FILE, AdaptiveFusion, FusionModelError
 from vidsearch.plugins.retrieval.query_log import recorder
 from vidsearch.plugins.retrieval.retriever import Retriever
 
@@ -57,4 +61,20 @@ def build_retriever(settings: Settings, text=None, model=None) -> Retriever:  # 
     fallbacks: dict[str, SearchStore] = {role: store(name) for role, name in fallback_names.items()}
     # Served queries feed NCL's bank only on opt-in: anyone who can query could otherwise steer it.
     return Retriever(encoder, stores, fallbacks, cfg.overfetch, cfg.min_candidates, on_query=recorder(settings),
-                     prior=dict(cfg.route_prior))
+                     fusion_model=load_fusion_model(settings))
+
+
+def load_fusion_model(settings: Settings, model_dir: Path | None = None) -> AdaptiveFusion:
+    """The `dynamic_margin` gate: the configured file, else the one trained beside the balanced
+    model (its dense scores are what it learned to weigh), else the packaged default. A file that
+    is configured but unreadable fails at start-up (a broken deployment), not per query."""
+    cfg = settings.retrieval
+    if cfg.fusion_model is not None:
+        path: Path | None = cfg.fusion_model
+    else:
+        beside = (model_dir or cfg.model_dir or Path("/nonexistent")) / FUSION_FILE
+        path = beside if beside.is_file() else None
+    try:
+        return AdaptiveFusion.load(path)
+    except FusionModelError as exc:
+        raise ConfigError(str(exc)) from exc

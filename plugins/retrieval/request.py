@@ -16,7 +16,7 @@ from vidsearch.core.filters import Filters
 
 MAX_QUERY_CHARS = 1000
 MAX_K = 1000
-FUSIONS = ("dynamic_margin", "rrf", "convex")
+FUSIONS = ("dynamic_margin", "rrf", "convex", "opensearch_hybrid")
 ROUTES = ("bm25", "knn", "knn_text", "knn_visual", "knn_speech", "knn_ocr", "knn_audio")
 MAX_WEIGHT = 100.0
 
@@ -28,13 +28,18 @@ class SearchRequest(BaseModel):
     q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(10, ge=1, le=MAX_K)
     page: int = Field(1, ge=1, le=1000)
-    fusion: Literal["dynamic_margin", "rrf", "convex"] = "dynamic_margin"
+    fusion: Literal["dynamic_margin", "rrf", "convex", "opensearch_hybrid"] = "dynamic_margin"
     normalization: Literal["minmax", "zscore"] = "minmax"
     routes: tuple[str, ...] = ("bm25", "knn")
     weights: dict[str, Weight] | None = Field(None, max_length=len(ROUTES))
     ncl: bool = False
     explain: bool = False
     moments: bool = True
+    # One hit per video with up to `moments_per_video` moments (best first), or one hit per moment.
+    group_by: Literal["video", "moment"] = "video"
+    moments_per_video: int = Field(1, ge=1, le=10)
+    min_score: float | None = Field(None, allow_inf_nan=False)  # drop hits whose fused score is lower
+    autocut: int | None = Field(None, ge=1, le=10)  # keep hits before the N-th cliff in the fused scores
     filters: Filters = Field(default_factory=Filters)
 
     @field_validator("q")

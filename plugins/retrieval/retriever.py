@@ -21,9 +21,11 @@ import numpy as np
 from pydantic import BaseModel
 
 from vidsearch.core.store import SearchStore
+from vidsearch.plugins.retrieval.adaptive import AdaptiveFusion
+from vidsearch.plugins.retrieval.cut import autocut
 from vidsearch.plugins.retrieval.errors import AllRoutesFailedError, store_unavailable_errors
-from vidsearch.plugins.retrieval.fusion import fuse
-from vidsearch.plugins.retrieval.moments import Moment, best_moment
+from vidsearch.plugins.retrieval.fusion import FusionContext, fuse
+from vidsearch.plugins.retrieval.moments import Moment, top_moments
 from vidsearch.plugins.retrieval.request import SearchRequest
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,8 @@ class Hit(BaseModel):
     tags: list[str] = []
     media_uri: str | None = None
     model_version: str | None = None  # the model version whose vectors ranked this hit
-    moment: Moment | None = None
+    moment: Moment | None = None  # the best moment
+    moments: list[Moment] = []  # up to `moments_per_video`, best first (the first is `moment`)
     thumbnail_t: float | None = None
     explain: dict[str, RouteExplain] | None = None
 
@@ -68,6 +71,7 @@ class SearchResponse(BaseModel):
     k: int
     candidates: int
     fusion: str
+    fusion_version: str | None = None  # the learned gate's version when dynamic_margin used it
     weights: dict[str, float]
     ncl: bool
     degraded: bool
@@ -79,6 +83,17 @@ class SearchResponse(BaseModel):
 
 
 @dataclass
+class Gathered:
+    raw: np.ndarray  # the raw text-encoder query vector (moments score in that space)
+    routes: dict[str, dict[str, float]]  # route -> {video id: score}
+    served_by: dict[str, str]  # route -> store name
+    docs: dict[str, dict[str, Any]]  # video id -> light fields the routes returned
+    depth: int
+    warnings: list[str]
+    route_ms: dict[str, float]
+
+
+@dataclass
 class Retriever:
     encoder: QueryEncoder
     stores: dict[str, SearchStore]  # "lexical" and "dense" roles -> store; may be the same store
@@ -86,7 +101,7 @@ class Retriever:
     overfetch: int = 5
     min_candidates: int = 50
     on_query: Callable[[np.ndarray], None] | None = None  # the query log feeding NCL biases
-    prior: dict[str, float] = field(default_factory=dict)  # dynamic margin's per-route prior (settings)
+    fusion_model: AdaptiveFusion | None = None  # the learned gate of `dynamic_margin`
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="route"))
 
     def _run(self, role: str, name: str, call: Callable[[SearchStore], dict[str, _V]],
@@ -103,6 +118,54 @@ class Retriever:
         return {}, None
 
     def search(self, req: SearchRequest) -> SearchResponse:
+        t0 = time.perf_counter()
+        g = self.gather(req)
+        raw, routes, served_by, docs, depth, warnings = g.raw, g.routes, g.served_by, g.docs, g.depth, g.warnings
+        context = FusionContext(req.q, docs, depth, self.fusion_model)
+        fused, weights = fuse(req.fusion, routes, req.weights, req.normalization, context)
+        ranked = sorted(fused, key=lambda d: (-fused[d], d))
+        if req.min_score is not None:
+            ranked = [d for d in ranked if fused[d] >= req.min_score]
+        if req.autocut is not None:
+            ranked = ranked[:autocut([fused[d] for d in ranked], req.autocut)]
+        start = (req.page - 1) * req.k
+        page_ids = ranked[start:start + req.k]
+        if req.moments:  # keyframes, segments and media live only in the full document
+            for vid, src in (self.fetch(page_ids, warnings) if page_ids else {}).items():
+                docs.setdefault(vid, {}).update(src)
+        ranks = {r: {d: i + 1 for i, d in enumerate(sorted(s, key=lambda d: -s[d]))} for r, s in routes.items()}
+        hits: list[Hit] = []
+        for i, vid in enumerate(page_ids):
+            src = docs.get(vid, {})
+            moments = top_moments(raw, src.get("keyframes") or [], src.get("segments") or [], src.get("duration"),
+                                  self.encoder.embed_texts, req.moments_per_video) if req.moments else []
+            moment = moments[0] if moments else None
+            hit = Hit(
+                video_id=vid, rank=start + i + 1, score=round(fused[vid], 6), title=src.get("title"),
+                duration=src.get("duration"), language=src.get("language"), tags=src.get("tags") or [],
+                media_uri=src.get("media_uri"), model_version=src.get("model_version"), moment=moment,
+                moments=moments, thumbnail_t=(moment.evidence.get("t", moment.start) if moment else None),
+                explain={r: RouteExplain(rank=ranks[r].get(vid), score=routes[r].get(vid), store=served_by[r])
+                         for r in routes} if req.explain else None,
+            )
+            if req.group_by == "moment" and len(moments) > 1:
+                # One hit per moment: a video's moments stay together, in the video's rank order.
+                hits.extend(hit.model_copy(update={"moment": m, "moments": [m],
+                                                   "thumbnail_t": m.evidence.get("t", m.start)}) for m in moments)
+            else:
+                hits.append(hit)
+        used_model = (req.fusion == "dynamic_margin" and self.fusion_model is not None and not req.weights
+                      and self.fusion_model.covers(list(routes)))
+        return SearchResponse(
+            query=req.q, page=req.page, k=req.k, candidates=len(fused), fusion=req.fusion,
+            fusion_version=self.fusion_model.version if used_model and self.fusion_model else None,
+            weights={r: round(w, 4) for r, w in weights.items()}, ncl=req.ncl, degraded=bool(warnings),
+            warnings=warnings, model_version=self.encoder.version,
+            took_ms=round((time.perf_counter() - t0) * 1000, 2), route_ms=g.route_ms, hits=hits)
+
+    def gather(self, req: SearchRequest) -> Gathered:
+        """Every route's result list and the light documents they returned, before fusion: what
+        the search fuses, and what training the fusion gate learns from."""
         t0 = time.perf_counter()
         raw, tower = self.encoder.encode(req.q)
         if self.on_query is not None:
@@ -146,37 +209,11 @@ class Retriever:
                 routes[name], served_by[name] = res, store
         if not served_by:
             raise AllRoutesFailedError("no route could be served: " + "; ".join(warnings))
-        given = req.weights if req.weights is not None else (self.prior if req.fusion == "dynamic_margin" else None)
-        fused, weights = fuse(req.fusion, routes, given, req.normalization)
-        ranked = sorted(fused, key=lambda d: (-fused[d], d))
-        start = (req.page - 1) * req.k
-        page_ids = ranked[start:start + req.k]
         docs: dict[str, dict[str, Any]] = {}
         for res in routes.values():
             for vid, src in getattr(res, "docs", {}).items():
                 docs.setdefault(vid, {}).update({k: v for k, v in src.items() if v is not None})
-        if req.moments:  # keyframes, segments and media live only in the full document
-            for vid, src in (self.fetch(page_ids, warnings) if page_ids else {}).items():
-                docs.setdefault(vid, {}).update(src)
-        ranks = {r: {d: i + 1 for i, d in enumerate(sorted(s, key=lambda d: -s[d]))} for r, s in routes.items()}
-        hits = []
-        for i, vid in enumerate(page_ids):
-            src = docs.get(vid, {})
-            moment = best_moment(raw, src.get("keyframes") or [], src.get("segments") or [], src.get("duration"),
-                                 self.encoder.embed_texts) if req.moments else None
-            hits.append(Hit(
-                video_id=vid, rank=start + i + 1, score=round(fused[vid], 6), title=src.get("title"),
-                duration=src.get("duration"), language=src.get("language"), tags=src.get("tags") or [],
-                media_uri=src.get("media_uri"), model_version=src.get("model_version"), moment=moment,
-                thumbnail_t=(moment.evidence.get("t", moment.start) if moment else None),
-                explain={r: RouteExplain(rank=ranks[r].get(vid), score=routes[r].get(vid), store=served_by[r])
-                         for r in routes} if req.explain else None,
-            ))
-        return SearchResponse(
-            query=req.q, page=req.page, k=req.k, candidates=len(fused), fusion=req.fusion,
-            weights={r: round(w, 4) for r, w in weights.items()}, ncl=req.ncl, degraded=bool(warnings),
-            warnings=warnings, model_version=self.encoder.version,
-            took_ms=round((time.perf_counter() - t0) * 1000, 2), route_ms=route_ms, hits=hits)
+        return Gathered(raw, routes, served_by, docs, depth, warnings, route_ms)
 
     def _batched(self, req: SearchRequest, depth: int,
                  target: Callable[[str], tuple[str, str, np.ndarray | None]]) -> dict[str, dict[str, float]] | None:

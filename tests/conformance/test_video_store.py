@@ -257,6 +257,18 @@ def test_knn_on_own_vectors_ranks_it_first(catalogue: VideoStore) -> None:
     assert hit.docs["s3"]["title"] == "mountain trail run"
 
 
+def test_hits_carry_the_text_lengths_stored_at_ingest(catalogue: VideoStore) -> None:
+    """The fusion gate weighs each candidate by how much text it carries: both routes must return
+    the lengths computed at ingest, and so must fetch."""
+    doc = search_docs()[3]
+    assert doc.text_lengths[0] == len("mountain trail run")
+    dense = catalogue.knn("vec_fused", doc.vectors["fused"], NONE, 3, version="m1")
+    lexical = catalogue.bm25("mountain", NONE, 3, version="m1")
+    assert list(dense.docs["s3"]["text_lengths"]) == doc.text_lengths
+    assert list(lexical.docs["s3"]["text_lengths"]) == doc.text_lengths
+    assert list(catalogue.fetch(["s3"], version="m1")["s3"]["text_lengths"]) == doc.text_lengths
+
+
 def test_vectors_skip_zero_vectors(catalogue: VideoStore) -> None:
     """A missing modality (no speech) is a zero vector: `vectors()` lists only documents that
     have the field non-zero, and the field stays searchable."""

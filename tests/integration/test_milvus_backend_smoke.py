@@ -121,7 +121,8 @@ def test_versions_tombstones_searches_scans_and_swap(store: MilvusVideoStore) ->
     # searches: BM25 and k-NN, each with the filter inside the search
     hits = store.bm25("fox", Filters(), 10)
     assert set(hits) == {"fox", "lake"} and all(v > 0 for v in hits.values())
-    assert hits.docs["fox"] == {"title": "red fox jumping", "language": "en", "duration": 12.3, "tags": ["nature", "snow"]}
+    assert hits.docs["fox"] == {"title": "red fox jumping", "language": "en", "duration": 12.3, "tags": ["nature", "snow"],
+                                "text_lengths": docs[0].text_lengths}
     assert set(store.bm25("fox", Filters(tags=["snow"]), 10)) == {"fox"}
     assert store.bm25("the a of", Filters(), 10) == {}
     assert set(store.bm25("fox", Filters(tags=["caf\u00e9 \"x\\"]), 10)) == {"lake"}  # non-ASCII, quote, backslash

@@ -13,7 +13,7 @@ from vidsearch.core.filters import Filters
 from vidsearch.ops.api.app import parse_query_params
 from vidsearch.plugins.milvus.filters import to_expr as milvus_filter
 from vidsearch.plugins.opensearch.filters import clauses as opensearch_filter
-from vidsearch.plugins.retrieval.fusion import convex, decisiveness, dynamic_margin, dynamic_margin_weights, fuse, rrf
+from vidsearch.plugins.retrieval.fusion import convex, decisiveness, decisiveness_weights, dynamic_margin, fuse, rrf
 from vidsearch.plugins.retrieval.moments import best_moment, keyframe_windows, smooth
 from vidsearch.plugins.retrieval.query_log import QueryLog
 from vidsearch.plugins.retrieval.request import SearchRequest
@@ -40,10 +40,10 @@ def test_decisiveness_and_dynamic_weights_favour_the_route_that_separates_its_to
     clear = {"a": 10.0, "b": 2.0, "c": 1.9, "d": 1.8}
     flat = {"a": 0.50, "b": 0.49, "c": 0.48, "d": 0.47}
     assert decisiveness(clear) > 0.9 and decisiveness(flat) < 0.5
-    w = dynamic_margin_weights({"bm25": clear, "knn": flat})
+    w = decisiveness_weights({"bm25": clear, "knn": flat})
     assert w["bm25"] > w["knn"] and sum(w.values()) == pytest.approx(1.0)
     fused, weights = dynamic_margin({"bm25": clear, "knn": {"b": 0.50, "a": 0.49, "c": 0.48, "d": 0.47}})
-    assert max(fused, key=fused.get) == "a" and weights == pytest.approx(dynamic_margin_weights(
+    assert max(fused, key=fused.get) == "a" and weights == pytest.approx(decisiveness_weights(
         {"bm25": clear, "knn": {"b": 0.50, "a": 0.49, "c": 0.48, "d": 0.47}}))
 
 
