@@ -25,7 +25,7 @@ from pathlib import Path
 
 FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"
 # Client libraries that log every request at INFO, or their own tracebacks at ERROR.
-THIRD_PARTY = ("opensearch", "urllib3", "kafka", "pymilvus", "httpx", "milvus_lite", "faiss", "grpc",
+THIRD_PARTY = ("opensearch", "opensearchpy", "urllib3", "kafka", "pymilvus", "httpx", "milvus_lite", "faiss", "grpc",
                "sentence_transformers", "transformers", "torch", "onnxruntime", "faster_whisper", "rapidocr",
                "RapidOCR", "py.warnings", "asyncio", "multipart", "PIL", "numba", "celery", "uvicorn")
 

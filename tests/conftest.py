@@ -10,6 +10,8 @@ anything still carrying this session's names is reported as an error (and then r
 
 from __future__ import annotations
 
+import gc
+import logging
 import time
 from collections.abc import Iterator
 
@@ -20,6 +22,9 @@ from vidsearch.core.settings import Settings, load_settings
 from vidsearch.ops.stack.manager import Stack
 
 _STACK_USED: list[Settings] = []  # set once the `stack` fixture ran: only then is there anything to check
+# opensearch-py's trace logger writes every request as a curl line at INFO: thousands of lines
+# in a failure report that hide the failure itself.
+logging.getLogger("opensearchpy.trace").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +49,7 @@ def _no_leftovers_on_the_stack() -> Iterator[None]:
     if not _STACK_USED or not CREATED:
         return
     settings = _STACK_USED[0]
+    gc.collect()  # a client handle a test leaked (in a reference cycle) goes now, not mid-check
     # Kafka lists a deleted topic for a moment: look again before calling it a leftover.
     for _ in range(3):
         left = session_leftovers(settings)

@@ -56,6 +56,7 @@ class ConfluentProducer:
     def __init__(self, settings: KafkaSettings, linger_ms: int = 5) -> None:
         check_files(settings)
         self._failures: list[str] = []
+        self._closed = False
         self._producer = _build(Producer, {
             **kafka_client_config(settings),
             "acks": "all",
@@ -89,9 +90,18 @@ class ConfluentProducer:
         return failures
 
     def close(self, timeout_s: float = 10.0) -> None:
+        """Flush, give up what is left, then destroy the librdkafka handle. Dropping it matters:
+        a live handle refreshes metadata for every topic it produced to, and with the broker's
+        auto-creation on that re-creates a DLQ topic an operator (or a test) just deleted."""
+        if self._closed:
+            return
+        self._closed = True
         if self._producer.flush(timeout_s):  # what is left now is given up: let the client go
             self._producer.purge()
             self._producer.flush(0)
+        closer = getattr(self._producer, "close", None)  # Producer.close: newer confluent-kafka only
+        if closer is not None:
+            closer()
 
 
 class ConfluentSource(KafkaSource):
