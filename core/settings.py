@@ -236,6 +236,28 @@ class ReembedSettings(_Section):
     cleanup_interval_s: float = Field(3600.0, ge=10)
 
 
+class CopySettings(_Section):
+    """Same-source (copy) search: keyframe fingerprints in a frame index beside the video stores."""
+
+    enabled: bool = True  # the indexer writes frame fingerprints with every video
+    store: str = "milvus"  # a registered frame-index backend (vidsearch.plugins.backends.FRAME_BACKENDS)
+    collection_prefix: str | None = None  # None: `<indexer.collection_prefix>__frames`, beside the videos
+    whitening: Path | None = None  # a fingerprint whitening .npz; None: the one in the package
+    method: Literal["tn", "dp"] = "tn"
+    k: int = Field(16, ge=1, le=1024)  # nearest catalogue keyframes per query keyframe
+    vote_sim: float = Field(0.6, ge=-1, le=1)
+    candidates: int = Field(10, ge=1, le=1000)
+    min_score: float = Field(0.0, ge=-1, le=2)
+    min_segment_score: float = Field(0.0, ge=-1, le=1)  # a run's mean fingerprint similarity
+    min_sim: float = Field(0.6, ge=-1, le=1)  # a keyframe pair weaker than this is no match
+    single_sim: float = Field(0.85, ge=-1, le=1)  # a one-keyframe segment needs this
+    # Tag each incoming video with the catalogue videos it shares footage with (`copies` field)
+    # and publish a copy event; costs one copy search per video at ingest.
+    check_at_ingest: bool = False
+    topic: str = "videos.copies"
+    upload_max_bytes: int = Field(256 * 1024**2, ge=1024)  # POST /copies uploads
+
+
 def _default_dir(kind: Literal["state", "cache"]) -> Path:
     """Root keeps service data under /var (FHS, and readable by the unprivileged service user
     OpenSearch must run as); everyone else uses the XDG folders of their home."""
@@ -294,6 +316,7 @@ class Settings(BaseSettings):
     indexer: IndexerSettings = IndexerSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     reembed: ReembedSettings = ReembedSettings()
+    copies: CopySettings = CopySettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

@@ -11,6 +11,7 @@ import importlib
 from collections.abc import Sequence
 
 from vidsearch.core.errors import ConfigError, InfrastructureError
+from vidsearch.core.frames import FrameStore
 from vidsearch.core.settings import Settings
 from vidsearch.core.store import VideoStore
 
@@ -18,6 +19,31 @@ BACKENDS: dict[str, str] = {
     "opensearch": "vidsearch.plugins.opensearch.store:OpenSearchVideoStore",
     "milvus": "vidsearch.plugins.milvus.store:MilvusVideoStore",
 }
+
+
+# Frame indices for same-source search (core/frames.py): one row per keyframe fingerprint.
+FRAME_BACKENDS: dict[str, str] = {
+    "milvus": "vidsearch.plugins.milvus.frames:MilvusFrameStore",
+}
+
+
+def frame_collection(settings: Settings, fingerprint_version: str) -> str:
+    """`<prefix>_<fingerprint version>`: a new whitening writes a new collection, so frames of two
+    projections never meet in one ANN search."""
+    tag = "".join(c if c.isalnum() else "_" for c in fingerprint_version.replace("fingerprint-", ""))
+    prefix = settings.copies.collection_prefix or f"{settings.indexer.collection_prefix}__frames"
+    return f"{prefix}_{tag}"
+
+
+def open_frame_store(settings: Settings, fingerprint_version: str, dim: int, **options: object) -> FrameStore:
+    """The configured frame index (`copies.store`); an unknown name fails at start-up."""
+    name = settings.copies.store
+    if name not in FRAME_BACKENDS:
+        raise ConfigError(f"unknown frame store {name!r} (copies.store): choose from {', '.join(FRAME_BACKENDS)}")
+    module, _, cls = FRAME_BACKENDS[name].partition(":")
+    store: FrameStore = getattr(importlib.import_module(module), cls)(
+        settings, frame_collection(settings, fingerprint_version), dim=dim, **options)
+    return store
 
 
 def unavailable_errors() -> tuple[type[Exception], ...]:
