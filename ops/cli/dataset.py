@@ -58,3 +58,23 @@ def moments(
     except VidsearchError as exc:
         raise fail(exc) from exc
     print_json({"out": str(out), **counts}) if json else console.print(counts)
+
+
+@app.command("copies")
+def copies(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder to write (reused as a cache).")],
+    limit: Annotated[int | None, typer.Option(help="At most this many positive queries per split (and compilations), for small runs.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice (same seed and limit: same dataset).")] = 0,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Render the same-source (video copy) benchmark: references from packaged real clips and Tux
+    Paint compilations; queries splice edited reference segments into unrelated footage, with the
+    shared spans as ground truth; negatives share nothing (cached)."""
+    from vidsearch.ops.datasets.copies import build
+
+    try:
+        counts = build(out, state(ctx).settings.stack.cache_dir, limit, seed, progress=progress("rendering"))
+    except VidsearchError as exc:
+        raise fail(exc) from exc
+    print_json({"out": str(out), **counts}) if json else console.print(counts)

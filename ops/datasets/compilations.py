@@ -18,14 +18,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from vidsearch.ops.datasets.format import DatasetError, QueryRecord, SplitName, VideoRecord, write_jsonl
-from vidsearch.ops.datasets.stamps import FPS, SIZE, STAMPS, Stamp, _frames, _sound, stamps
+from vidsearch.ops.datasets.stamps import FPS, STAMPS, Stamp, frames, sound, stamps
 from vidsearch.ops.datasets.tuxpaint import metadata, split_of
+from vidsearch.ops.datasets.video_io import write_mp4
 
 SHOTS_PER_VIDEO = 4
 SPLITS: tuple[SplitName, ...] = ("val", "test")
@@ -77,50 +77,22 @@ def plan(all_stamps: list[Stamp], limit: int | None = None) -> list[Compilation]
     return out
 
 
-def _write_mp4(frames: list[np.ndarray], samples: np.ndarray | None, out: Path) -> None:
-    """MPEG-4 video at FPS, AAC mono 16 kHz audio when there are samples (the muxing of
-    stamps.render, for a frame list made of several stamps)."""
-    import av
-
-    with av.open(str(out), mode="w") as container:
-        video = container.add_stream("mpeg4", rate=FPS)
-        video.width, video.height, video.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
-        audio = None
-        if samples is not None:
-            audio = container.add_stream("aac", rate=AUDIO_RATE)
-            audio.layout = "mono"
-        for rgb in frames:
-            for packet in video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        if audio is not None and samples is not None:
-            for start in range(0, len(samples), 1024):
-                frame = av.AudioFrame.from_ndarray(samples[start:start + 1024].reshape(1, -1), format="s16", layout="mono")
-                frame.sample_rate, frame.pts, frame.time_base = AUDIO_RATE, start, Fraction(1, AUDIO_RATE)
-                for packet in audio.encode(frame):
-                    container.mux(packet)
-            for packet in audio.encode():
-                container.mux(packet)
-
-
 def render(c: Compilation, out: Path) -> Path:
     """Write the compilation: each stamp's frames for its shot length, hard cuts between them;
     each stamp's sound effect starts with its shot (cut or padded with silence to fit)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    frames: list[np.ndarray] = []
+    shots: list[np.ndarray] = []
     tracks: list[np.ndarray] = []
     for stamp, seconds in zip(c.stamps, c.seconds, strict=True):
-        frames.extend(_frames(stamp.png, seconds))
+        shots.extend(frames(stamp.png, seconds))
         n = int(round(seconds * AUDIO_RATE))
         track = np.zeros(n, np.int16)
         if stamp.sound is not None:
-            sound = _sound(stamp.sound, AUDIO_RATE)[:n]
-            track[:len(sound)] = sound
+            effect = sound(stamp.sound, AUDIO_RATE)[:n]
+            track[:len(effect)] = effect
         tracks.append(track)
     has_sound = any(s.sound is not None for s in c.stamps)
-    _write_mp4(frames, np.concatenate(tracks) if has_sound else None, out)
-    return out
+    return write_mp4(out, shots, FPS, audio=np.concatenate(tracks) if has_sound else None, audio_rate=AUDIO_RATE)
 
 
 def records(c: Compilation) -> tuple[VideoRecord, list[QueryRecord]]:

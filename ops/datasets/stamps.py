@@ -8,10 +8,11 @@ trivial text matching; docs/architecture.md, "Data").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from vidsearch.ops.datasets.video_io import write_mp4
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
 SIZE = (320, 240)
@@ -43,7 +44,9 @@ def stamps(limit: int | None = None) -> list[Stamp]:
     return found
 
 
-def _frames(png: Path, seconds: float) -> list[np.ndarray]:
+def frames(png: Path, seconds: float) -> list[np.ndarray]:
+    """`seconds` x FPS frames of SIZE: the stamp on white, slowly zooming in and drifting right
+    (so keyframes differ)."""
     from PIL import Image
 
     img = Image.open(png).convert("RGBA")
@@ -51,7 +54,7 @@ def _frames(png: Path, seconds: float) -> list[np.ndarray]:
     canvas.alpha_composite(img)
     base = canvas.convert("RGB")
     n = int(seconds * FPS)
-    frames = []
+    out = []
     for i in range(n):
         zoom = 1.0 + 0.25 * i / max(1, n - 1)  # slow zoom in, drifting right
         w, h = base.size
@@ -59,11 +62,11 @@ def _frames(png: Path, seconds: float) -> list[np.ndarray]:
         left = int((w - cw) * (0.5 + 0.4 * (i / max(1, n - 1) - 0.5)))
         top = (h - ch) // 2
         frame = base.crop((left, top, left + cw, top + ch)).resize(SIZE)
-        frames.append(np.asarray(frame))
-    return frames
+        out.append(np.asarray(frame))
+    return out
 
 
-def _sound(path: Path, rate: int = 16_000) -> np.ndarray:
+def sound(path: Path, rate: int = 16_000) -> np.ndarray:
     import av
 
     with av.open(str(path)) as container:
@@ -74,32 +77,5 @@ def _sound(path: Path, rate: int = 16_000) -> np.ndarray:
 
 def render(stamp: Stamp, out: Path, seconds: float = 3.0) -> Path:
     """Write `out` (mp4: MPEG-4 video, AAC audio when the stamp has a sound)."""
-    import av
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(out), mode="w") as container:
-        video = container.add_stream("mpeg4", rate=FPS)
-        video.width, video.height, video.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
-        audio = None
-        samples = _sound(stamp.sound) if stamp.sound else None
-        if samples is not None:
-            audio = container.add_stream("aac", rate=16_000)
-            audio.layout = "mono"
-        for rgb in _frames(stamp.png, seconds):
-            for packet in video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        if audio is not None and samples is not None:
-            samples = samples[: int(seconds * 16_000)]
-            for start in range(0, len(samples), 1024):
-                chunk = samples[start : start + 1024]
-                frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-                frame.sample_rate = 16_000
-                frame.pts = start
-                frame.time_base = Fraction(1, 16_000)
-                for packet in audio.encode(frame):
-                    container.mux(packet)
-            for packet in audio.encode():
-                container.mux(packet)
-    return out
+    samples = sound(stamp.sound)[: int(seconds * 16_000)] if stamp.sound else None
+    return write_mp4(out, frames(stamp.png, seconds), FPS, audio=samples)
