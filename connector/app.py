@@ -8,9 +8,11 @@ import os
 import uuid
 from pathlib import Path
 
+from vidsearch.connector.copy_check import CopyCheck
 from vidsearch.connector.encoding import EventEncoder
 from vidsearch.connector.errors import ConnectorDeploymentError
 from vidsearch.connector.feature_store import FileFeatureStore
+from vidsearch.connector.frame_index import open_frame_index
 from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.pipeline import Pipeline
 from vidsearch.connector.runner import Runner
@@ -21,19 +23,22 @@ from vidsearch.core.settings import Settings
 from vidsearch.core.store import VersionSource
 from vidsearch.encoders.serving import load_text_encoder
 from vidsearch.plugins.backends import open_store
+from vidsearch.plugins.copies.search import CopySearcher, copy_params
 
 
 def make_writer(settings: Settings, names: tuple[str, ...] | None = None, versions: VersionSource | None = None,
-                models: ModelSource | None = None, metrics: Metrics | None = None) -> DocumentWriter:
+                models: ModelSource | None = None, metrics: Metrics | None = None, frame_index: bool = True) -> DocumentWriter:
     """The document writer over the configured stores (`indexer.sinks`, or `names`). `versions`
     and `models`: where to write and with which embedders (default: the static settings; the
     registry's routing comes from `vidsearch.ops.registry.routing`). An unknown store name is a
-    deployment error, raised here at start-up."""
+    deployment error, raised here at start-up. `frame_index`: also write keyframe fingerprints
+    (when `copies.enabled`); re-embedding passes False, a model change leaves frames as they are."""
     try:
         stores = [open_store(name, settings) for name in (names or settings.indexer.sinks)]
+        frames = open_frame_index(settings) if frame_index else None
     except ConfigError as exc:
         raise ConnectorDeploymentError(str(exc)) from exc
-    return DocumentWriter.from_settings(settings, stores, versions, models, metrics)
+    return DocumentWriter.from_settings(settings, stores, versions, models, metrics, frames)
 
 
 def feature_store(settings: Settings) -> FileFeatureStore:
@@ -70,9 +75,21 @@ def check_deployment(settings: Settings) -> None:
 def build_pipeline(settings: Settings, writer: DocumentWriter, metrics: Metrics | None = None, text=None) -> Pipeline:  # noqa: ANN001
     check_deployment(settings)
     encoder = EventEncoder(settings, text or load_text_encoder(settings))
-    pipeline = Pipeline(settings, encoder, writer, feature_store(settings), metrics)
+    pipeline = Pipeline(settings, encoder, writer, feature_store(settings), metrics, copy_check(settings, writer))
     pipeline.ensure_stores()
     return pipeline
+
+
+def copy_check(settings: Settings, writer: DocumentWriter) -> CopyCheck | None:
+    """The ingest-time copy check when `copies.check_at_ingest` is on (it needs the frame index)."""
+    if not settings.copies.check_at_ingest:
+        return None
+    if writer.frames is None:
+        raise ConnectorDeploymentError("copies.check_at_ingest needs the frame index: set copies.enabled = true")
+    from vidsearch.connector.kafka.producer import make_producer
+
+    return CopyCheck(CopySearcher(writer.frames.store, copy_params(settings.copies)), make_producer(settings.kafka),
+                     settings.copies.topic)
 
 
 def build_runner(settings: Settings, pipeline: Pipeline, source: Source) -> Runner:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from vidsearch.connector.copy_check import CopyCheck
 from vidsearch.connector.encoding import EventEncoder
 from vidsearch.connector.errors import FeatureStoreUnavailableError, InvalidEventError
 from vidsearch.connector.events import VideoDelete, VideoUpsert, parse_event
@@ -30,10 +31,11 @@ from vidsearch.connector.feature_store import FileFeatureStore
 from vidsearch.connector.messages import DeadLetter, Message
 from vidsearch.connector.metrics import Metrics
 from vidsearch.connector.writer import DocumentWriter
-from vidsearch.core.documents import Operation, Tombstone, latest_per_video
+from vidsearch.core.documents import IndexDoc, Operation, Tombstone, latest_per_video
 from vidsearch.core.errors import Handling, classify
 from vidsearch.core.settings import Settings
 from vidsearch.encoders.features import VideoFeatures
+from vidsearch.plugins.copies.search import CopyMatch
 from vidsearch.plugins.retrieval.ncl_source import NclSource
 
 log = logging.getLogger(__name__)
@@ -72,14 +74,25 @@ class Pipeline:
         writer: DocumentWriter,
         features: FileFeatureStore | None,
         metrics: Metrics | None = None,
+        copy_check: CopyCheck | None = None,
     ) -> None:
         self.settings, self.encoder, self.writer, self.features = settings, encoder, writer, features
+        self.copy_check = copy_check
+        self._copies: dict[str, list[CopyMatch]] = {}
         self.metrics = metrics or writer.metrics
         self.writer.metrics = self.metrics
         self.ncl = NclSource(settings)
 
     def ensure_stores(self) -> None:
         self.writer.ensure()
+
+    def close(self) -> None:
+        """Store clients and the copy-event producer (a live producer keeps its topics alive)."""
+        try:
+            if self.copy_check is not None:
+                self.copy_check.close()
+        finally:
+            self.writer.close()
 
     def _parse(self, msg: Message) -> VideoUpsert | VideoDelete:
         event = parse_event(msg.value, self.settings.indexer.max_event_bytes, self.settings.indexer.limits)
@@ -148,6 +161,8 @@ class Pipeline:
         upserts = self._per_event(upserts, messages, dead, "text_metadata", self._metadata)
         docs = self._per_event(upserts, messages, dead, "embed", self._documents)
         self._keep_features(docs, {u[0]: u for u in upserts})
+        if self.copy_check is not None:  # the frame index down is infrastructure: raises, batch replayed
+            self._copies = self.copy_check.tag([op for _, op in docs if isinstance(op, IndexDoc)])
         return latest_per_video(ops + docs), dead
 
     def _write_batch(self, ops: list[Operation], messages: dict[str, Message], result: BatchResult) -> list[Operation]:
@@ -177,6 +192,8 @@ class Pipeline:
                     written += self._write_batch([op], by_id, result)
                 except Exception as one_exc:
                     result.dead.append(dead_letter_for(by_id[op.video_id], one_exc, "sink"))
+        if self.copy_check is not None:
+            self.copy_check.publish(written, self._copies)
         result.deleted = sum(isinstance(op, Tombstone) for op in written)
         result.indexed = len(written) - result.deleted
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidsearch.connector.documents import build_doc
+from vidsearch.connector.frame_index import FrameIndex
 from vidsearch.connector.metrics import Metrics
 from vidsearch.core.documents import IndexDoc, Operation
 from vidsearch.core.settings import Settings
@@ -64,14 +65,16 @@ class DocumentWriter:
     """Builds documents and writes them to every store; see the module docstring for the policy."""
 
     def __init__(self, stores: Sequence[VideoStore], versions: VersionSource, models: ModelSource,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, frames: FrameIndex | None = None) -> None:
         self.stores, self.versions, self.models = list(stores), versions, models
         self.metrics = metrics or Metrics()
+        self.frames = frames  # the copy-search frame index, written after every video store
 
     @classmethod
     def from_settings(cls, settings: Settings, stores: Sequence[VideoStore], versions: VersionSource | None = None,
-                      models: ModelSource | None = None, metrics: Metrics | None = None) -> DocumentWriter:
-        return cls(stores, versions or static_versions(settings), models or default_models(settings), metrics)
+                      models: ModelSource | None = None, metrics: Metrics | None = None,
+                      frames: FrameIndex | None = None) -> DocumentWriter:
+        return cls(stores, versions or static_versions(settings), models or default_models(settings), metrics, frames)
 
     @property
     def names(self) -> list[str]:
@@ -84,6 +87,8 @@ class DocumentWriter:
         for store in self.stores:
             for i, version in enumerate(versions):
                 store.ensure(version, alias=i == 0)
+        if self.frames is not None:
+            self.frames.ensure()
 
     def build(self, items: Sequence[tuple[Any, VideoFeatures]], ncl_bias: Callable[[Any], float] | None = None) -> list[IndexDoc]:
         """(validated upsert event, base features) -> documents with every model version's vectors."""
@@ -98,6 +103,8 @@ class DocumentWriter:
             doc = build_doc(event, f, current, per_version[current][n])
             if ncl_bias is not None:
                 doc.ncl_bias = ncl_bias(doc.vectors["fused"])
+            if self.frames is not None:
+                doc.frames = self.frames.frames_of(doc.video_id, doc.version, f)
             if len(models) > 1:
                 doc.by_version = {version: vectors[n] for version, vectors in per_version.items()}
             docs.append(doc)
@@ -126,6 +133,10 @@ class DocumentWriter:
             self.metrics.sink_seconds.labels(store.name).observe(time.perf_counter() - t0)
             out.stale = max(out.stale, stale)
             accepted_by.append(store.name)
+        if self.frames is not None and pending:
+            t0 = time.perf_counter()
+            out.stale = max(out.stale, self.frames.write(pending))
+            self.metrics.sink_seconds.labels(self.frames.name).observe(time.perf_counter() - t0)
         out.written = pending
         return out
 
@@ -145,6 +156,8 @@ class DocumentWriter:
         for store in self.stores:
             for version in self.versions():
                 store.remove(version, list(video_ids))
+        # The frame index keeps no per-model versions: frames go with the video's removal from
+        # the catalogue (a delete event), not with a model version's catch-up.
 
     def healthy(self) -> dict[str, bool]:
         return {store.name: store.healthy() for store in self.stores}
@@ -152,3 +165,5 @@ class DocumentWriter:
     def close(self) -> None:
         for store in self.stores:
             store.close()
+        if self.frames is not None:
+            self.frames.close()

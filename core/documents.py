@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from vidsearch.core.frames import FrameSet
+
 VECTOR_FIELDS = ("fused", "text", "speech", "ocr", "visual", "audio")
 DIM = 384  # every stored vector (text-encoder space); `vec_ncl` is DIM + 1
 # What a store returns for a stored document (`VideoStore.fetch` / `scan`): the event's metadata,
 # what moments need, and the model version whose vectors it holds. A field a backend does not keep
 # (Milvus keeps no separate transcript or OCR text) comes back None.
 STORED_FIELDS = ("video_id", "version", "model_version", "title", "description", "tags", "language", "duration",
-                 "published_at", "media_uri", "keyframes", "segments", "extra", "transcript", "ocr", "text_lengths")
+                 "published_at", "media_uri", "keyframes", "segments", "extra", "transcript", "ocr", "text_lengths", "copies")
 
 
 @dataclass
@@ -42,6 +44,10 @@ class IndexDoc:
     # While a re-embed runs, live writes go to two model versions, each with its own model's
     # vectors: version id -> vectors. A version not listed gets `vectors` / `model_version`.
     by_version: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # Catalogue videos this one shares footage with (the ingest-time copy check), best first.
+    copies: list[str] = field(default_factory=list)
+    # The keyframe fingerprints for the frame index (not a video-store field; see core/frames.py).
+    frames: FrameSet | None = None
     ncl_bias: float = 0.0  # tau*beta from NCL (0 until biases are computed); see plugins.retrieval.ncl
 
     def for_version(self, version: str) -> IndexDoc:

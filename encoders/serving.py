@@ -15,3 +15,15 @@ def load_text_encoder(settings: Settings):  # -> TextEncoder
     from vidsearch.encoders.text import load_text_encoder as load
 
     return load(cfg.text_model, cfg.threads, cfg.batch_size)
+
+
+def load_vision_encoder(settings: Settings):  # -> VisionEncoder
+    """The configured backbone alone (copy search needs no text, speech or OCR models)."""
+    cfg = settings.encoders
+    if cfg.backend == "onnx":
+        from vidsearch.encoders.onnx.serve import load_onnx_encoders
+
+        return load_onnx_encoders(settings)[1]
+    from vidsearch.encoders.vision import EfficientNetLite0Encoder
+
+    return EfficientNetLite0Encoder(cfg.threads, cfg.batch_size)

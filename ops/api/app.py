@@ -11,14 +11,15 @@ Host allow-list, bearer auth, CORS and the bind check live in `security.py`.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -43,6 +44,7 @@ from vidsearch.ops.api.security import (
     request_id,
 )
 from vidsearch.ops.api.thumbnails import thumbnail_jpeg
+from vidsearch.plugins.copies.service import UnknownVideoError
 from vidsearch.plugins.retrieval.errors import AllRoutesFailedError, store_unavailable_errors
 from vidsearch.plugins.retrieval.query_log import apply_opt_in
 from vidsearch.plugins.retrieval.request import SearchRequest
@@ -54,6 +56,19 @@ SCALARS = {"q", "k", "page", "fusion", "normalization", "ncl", "explain", "momen
            "min_score", "autocut"}
 LISTS = {"routes"}
 FILTERS = set(Filters.model_fields)
+
+
+# Upload content types POST /copies takes, and the suffix the decoder sees (it checks the bytes too).
+UPLOAD_TYPES = {"video/mp4": ".mp4", "video/webm": ".webm", "video/x-matroska": ".mkv", "video/quicktime": ".mov",
+                "video/x-msvideo": ".avi", "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+
+
+class CopyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    video_id: str = Field(min_length=1, max_length=256)
+    method: Literal["tn", "dp"] | None = None
+    limit: int = Field(10, ge=1, le=100)
 
 
 class RemoteMediaNotServed(DataError):
@@ -108,6 +123,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+async def _save_body(request: Request, path: Path, limit: int) -> None:
+    """Stream an upload to `path`, refused with 413 past `limit` (never held in memory whole)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"upload is over {limit} bytes")
+    size = 0
+    with open(path, "wb") as fh:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"upload is over {limit} bytes")
+            fh.write(chunk)
+    if size == 0:
+        raise HTTPException(422, "the upload is empty")
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Known failures -> a status and a class-level message; details only in the server log."""
 
@@ -124,6 +155,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     for cls in store_unavailable_errors():
         if cls is not OSError:  # a bare OSError is more often a bug or a file problem than a store
             app.add_exception_handler(cls, handler(503, unavailable, logging.ERROR))
+    app.add_exception_handler(UnknownVideoError, handler(404, "no such video in the copy index"))
     app.add_exception_handler(MediaPolicyError, handler(403, "the media is not allowed by the server's media policy"))
     app.add_exception_handler(RemoteMediaNotServed, handler(404, "remote (http) media is not served by this API"))
     app.add_exception_handler(DataError, handler(422, "the request's data could not be processed"))
@@ -162,6 +194,7 @@ def create_app(retriever: Retriever, settings: Settings) -> FastAPI:
     _install_error_handlers(app)
     _install_middleware(app, settings)
     limit = settings.retrieval.api_max_body_bytes
+    limit_json = limit
 
     def run(req: SearchRequest, rid: str) -> SearchResponse:
         res = retriever.search(req)  # AllRoutesFailedError -> 503 by its handler
@@ -232,6 +265,46 @@ def create_app(retriever: Retriever, settings: Settings) -> FastAPI:
     @app.get("/videos/{video_id}/media")
     def media(video_id: str) -> FileResponse:
         return FileResponse(_media(video_id), media_type="video/mp4")
+
+    copy_service: list[Any] = []  # built on first use: the frame index and, for uploads, the backbone
+
+    def copies_service() -> Any:
+        if not copy_service:
+            from vidsearch.plugins.copies.service import CopyService
+
+            copy_service.append(CopyService(settings))
+        return copy_service[0]
+
+    def copies_by_id(body: CopyRequest) -> dict[str, Any]:
+        from vidsearch.plugins.copies.service import as_json
+
+        return as_json(copies_service().by_id(body.video_id, body.method, body.limit))
+
+    def copies_by_upload(path: Path, method: str | None, limit: int) -> dict[str, Any]:
+        from vidsearch.plugins.copies.service import as_json
+
+        return as_json(copies_service().by_media(path, method, limit))
+
+    @app.post("/copies")
+    async def copies(request: Request, method: str | None = Query(None, pattern="^(tn|dp)$"),
+                     limit: int = Query(10, ge=1, le=100)) -> Any:
+        """Same-source search. JSON `{"video_id", "method", "limit"}` for an indexed video, or the
+        raw bytes of a video or a still image (Content-Type video/* or image/*, at most
+        `copies.upload_max_bytes`) with `?method=&limit=`."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            try:
+                body = CopyRequest.model_validate_json(await _read_body(request, limit_json))
+            except ValidationError as exc:
+                return error_response(request, 422, _validation_message(exc.errors()))
+            return await run_in_threadpool(copies_by_id, body)
+        suffix = UPLOAD_TYPES.get(ctype)
+        if suffix is None:
+            return error_response(request, 415, "send JSON with a video_id, or a video/* or image/* body")
+        with tempfile.TemporaryDirectory(prefix="vidsearch-copies-") as tmp:
+            path = Path(tmp) / f"query{suffix}"
+            await _save_body(request, path, settings.copies.upload_max_bytes)
+            return await run_in_threadpool(copies_by_upload, path, method, limit)
 
     @app.get("/health")
     def health() -> dict[str, Any]:

@@ -79,8 +79,10 @@ def ingest(
             stats = runner.run(until_idle_s=until_idle)
         except DeploymentError as exc:  # e.g. an encoder package that failed to load mid-stream
             src.close()
+            pipeline.close()
             raise fail(exc) from exc
     src.close()
+    pipeline.close()
     report: dict[str, Any] = {**stats.as_dict(), "source": src.status(), "sinks": list(sinks)}
     if json:
         print_json(report)

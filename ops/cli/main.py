@@ -9,7 +9,23 @@ import typer
 
 from vidsearch.core.errors import ConfigError
 from vidsearch.core.settings import load_settings
-from vidsearch.ops.cli import bench, context, dataset, demo, doctor, encode, fusion, ingest, lite, model, models, search, stack, workers
+from vidsearch.ops.cli import (
+    bench,
+    context,
+    copies,
+    dataset,
+    demo,
+    doctor,
+    encode,
+    fusion,
+    ingest,
+    lite,
+    model,
+    models,
+    search,
+    stack,
+    workers,
+)
 from vidsearch.ops.cli.context import CliState, console, crash, print_json, state
 from vidsearch.ops.logs import setup_logging
 
@@ -33,6 +49,8 @@ app.command("eval")(model.evaluate)
 app.command("ablation")(model.ablation)
 app.command("train-fusion")(fusion.train_fusion)
 app.command("search")(search.search)
+app.command("copies")(copies.copies)
+app.command("train-fingerprint")(copies.train_fingerprint)
 app.command("serve")(search.serve)
 app.add_typer(search.plugins_app, name="plugins")
 app.add_typer(search.ncl_app, name="ncl")

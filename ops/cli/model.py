@@ -58,10 +58,18 @@ def evaluate(
     moments: Annotated[bool, typer.Option("--moments", help="Moment retrieval instead (a `dataset moments` folder): video "
                                                             "R@1/R@10, R1@IoU0.5/0.7, mIoU, IoU>=0.5 when found, through "
                                                             "the real writer and retriever on an embedded milvus-lite file.")] = False,
+    copies: Annotated[bool, typer.Option("--copies", help="Same-source search instead (a `dataset copies` folder): segment "
+                                                          "precision/recall/F1, video mAP, false matches on negatives and "
+                                                          "vectors per video-hour, TN and DP, scene keyframes vs uniform 1 fps.")] = False,
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """R@1/5/10, median rank and R@sum per config and subset, and the R_vt diagnostic; with
     --moments, whether the top hit is the right video and its moment the right seconds."""
+    if copies:
+        from vidsearch.ops.cli.copies import copies_eval
+
+        copies_eval(ctx, data, split, json)
+        return
     from vidsearch.ops.datasets.features import dataset_features
     from vidsearch.ops.datasets.format import load_dataset
     from vidsearch.ops.modeling.evaluation import evaluate as run_eval

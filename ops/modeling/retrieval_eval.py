@@ -80,7 +80,7 @@ def indexed_retriever(settings: Settings, model_dir: Path | None, store: str, fe
 
         model = BalancedModel.load(model_dir)
     embedder = BalancedEmbedder(model) if model is not None else DefaultEmbedder()
-    write_items(make_writer(s, models=lambda: [("eval", embedder)]), [Item(f) for f in feats])
+    write_items(make_writer(s, models=lambda: [("eval", embedder)], frame_index=False), [Item(f) for f in feats])
     return build_retriever(s, text=text or load_text_encoder(s), model=model)
 
 

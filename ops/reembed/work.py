@@ -104,7 +104,7 @@ def to_event(src: dict[str, Any]) -> VideoUpsert:
 
 def target_writer(settings: Settings, target: ModelEntry) -> DocumentWriter:
     """A writer into the target version only (never the alias), embedding with the target's model."""
-    return make_writer(settings, versions=lambda: [target.id], models=lambda: [(target.id, embedder_for(target))])
+    return make_writer(settings, versions=lambda: [target.id], models=lambda: [(target.id, embedder_for(target))], frame_index=False)
 
 
 def _videos_fault(exc: BaseException) -> bool:

@@ -37,6 +37,11 @@ class CopyParams:
     candidates: int = 10  # videos aligned per query
     min_score: float = 0.0  # matches scoring below this are dropped
     min_segment_score: float = 0.0  # segments (mean similarity along the run) below this are dropped
+    # Similarity normalisation: every query keyframe's similarities minus `background` times the
+    # similarity of its k-th nearest catalogue keyframe. A frame of a common kind (white
+    # backgrounds, faces) is close to many catalogue frames, a distinctive one to few; a copy
+    # stands out from the frame's own background, not from one threshold for all frames. 0: off.
+    background: float = 0.0
     align: AlignParams = field(default_factory=AlignParams)
 
     def __post_init__(self) -> None:
@@ -47,7 +52,7 @@ class CopyParams:
 def copy_params(cfg: CopySettings) -> CopyParams:
     """Search parameters from the `[copies]` settings."""
     return CopyParams(method=cfg.method, k=cfg.k, vote_sim=cfg.vote_sim, candidates=cfg.candidates, min_score=cfg.min_score,
-                      min_segment_score=cfg.min_segment_score,
+                      min_segment_score=cfg.min_segment_score, background=cfg.background,
                       align=AlignParams(min_sim=cfg.min_sim, single_sim=cfg.single_sim))
 
 
@@ -76,25 +81,39 @@ class CopyMatch:
                 "segments": [s.as_dict() for s in self.segments]}
 
 
-def votes(hits: Sequence[Sequence[FrameHit]], n_query: int, vote_sim: float) -> dict[str, float]:
+def backgrounds(hits: Sequence[Sequence[FrameHit]], k: int) -> np.ndarray:
+    """Per query row, the similarity of its k-th neighbour (its lowest when fewer came back,
+    0 when none): the level an unrelated catalogue frame reaches for this frame."""
+    return np.array([row[k - 1].score if len(row) >= k else (row[-1].score if row else 0.0) for row in hits], np.float32)
+
+
+def votes(hits: Sequence[Sequence[FrameHit]], n_query: int, vote_sim: float, shift: np.ndarray | None = None) -> dict[str, float]:
     """Per catalogue video, the sum over query keyframes of its best neighbour similarity (rows
-    beyond `n_query` are mirrored frames and vote for their original row)."""
+    beyond `n_query` are mirrored frames and vote for their original row), each row's
+    similarities lowered by its `shift` (the normalisation; none by default)."""
     best: dict[tuple[int, str], float] = {}
     for row, row_hits in enumerate(hits):
         q = row % n_query if n_query else row
+        lower = float(shift[row]) if shift is not None else 0.0
         for hit in row_hits:
-            if hit.score >= vote_sim and hit.score > best.get((q, hit.video_id), -np.inf):
-                best[(q, hit.video_id)] = hit.score
+            score = hit.score - lower
+            if score >= vote_sim and score > best.get((q, hit.video_id), -np.inf):
+                best[(q, hit.video_id)] = score
     out: dict[str, float] = {}
     for (_, vid), score in best.items():
         out[vid] = out.get(vid, 0.0) + score
     return out
 
 
-def similarity(query: np.ndarray, mirrored: np.ndarray | None, reference: np.ndarray) -> np.ndarray:
-    sim = query @ reference.T
-    if mirrored is not None and len(mirrored) == len(query):
-        sim = np.maximum(sim, mirrored @ reference.T)
+def similarity(query: np.ndarray, mirrored: np.ndarray | None, reference: np.ndarray,
+               shift: np.ndarray | None = None) -> np.ndarray:
+    """Query x reference keyframe similarities, the better of plain and mirrored per cell, each
+    row lowered by `shift` (plain rows first, then mirrored rows, as searched)."""
+    n = len(query)
+    lower = shift if shift is not None else np.zeros(n + (len(mirrored) if mirrored is not None else 0), np.float32)
+    sim = query @ reference.T - lower[:n, None]
+    if mirrored is not None and len(mirrored) == n:
+        sim = np.maximum(sim, mirrored @ reference.T - lower[n:, None])
     return np.nan_to_num(sim, nan=-1.0)
 
 
@@ -127,10 +146,11 @@ def localise(a: Alignment, query: FrameSet, ref: FrameSet) -> CopySegment:
     return CopySegment(q_start, q_end, r_start, max(r_start, r_end), a.score)
 
 
-def match_reference(query: FrameSet, mirrored: np.ndarray | None, ref: FrameSet, params: CopyParams) -> CopyMatch | None:
+def match_reference(query: FrameSet, mirrored: np.ndarray | None, ref: FrameSet, params: CopyParams,
+                    shift: np.ndarray | None = None) -> CopyMatch | None:
     if not len(query.times) or not len(ref.times):
         return None
-    sim = similarity(query.vectors, mirrored, ref.vectors)
+    sim = similarity(query.vectors, mirrored, ref.vectors, shift)
     found = [a for a in ALIGNERS[params.method](sim, query.times, ref.times, params.align)
              if a.score >= params.min_segment_score]
     segments = sorted((localise(a, query, ref) for a in found), key=lambda s: s.query_start)
@@ -155,9 +175,10 @@ class CopySearcher:
             return []
         rows = query.vectors if mirrored is None else np.concatenate([query.vectors, mirrored])
         hits = self.store.search(rows, self.params.k, exclude=exclude)
-        ranked = sorted(votes(hits, len(query.times), self.params.vote_sim).items(), key=lambda kv: -kv[1])
+        shift = self.params.background * backgrounds(hits, self.params.k) if self.params.background else None
+        ranked = sorted(votes(hits, len(query.times), self.params.vote_sim, shift).items(), key=lambda kv: -kv[1])
         chosen = [vid for vid, _ in ranked[: self.params.candidates]]
         refs = self.store.frames(chosen) if chosen else {}
         out = [m for vid in chosen if vid in refs
-               if (m := match_reference(query, mirrored, refs[vid], self.params)) is not None]
+               if (m := match_reference(query, mirrored, refs[vid], self.params, shift)) is not None]
         return sorted(out, key=lambda m: -m.score)[:limit]

@@ -101,7 +101,7 @@ def stored_document(row: Mapping[str, Any]) -> dict[str, Any]:
         "video_id": row["id"], "version": int(row["version"]), "model_version": meta.get("model_version"),
         "description": meta.get("description"), "published_at": _iso(row.get("published_at")),
         "media_uri": meta.get("media_uri"), "keyframes": meta.get("keyframes", []),
-        "segments": meta.get("segments", []), "extra": meta.get("extra", {}),
+        "segments": meta.get("segments", []), "extra": meta.get("extra", {}), "copies": meta.get("copies", []),
         "transcript": None, "ocr": None,  # only inside the BM25 input (`text`), never separately
     }
     return {k: doc[k] for k in STORED_FIELDS}

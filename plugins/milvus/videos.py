@@ -132,7 +132,7 @@ def to_row(doc: Any) -> dict[str, Any]:
         "model_version": doc.model_version, "media_uri": doc.media_uri,
         "keyframe_times": [k["t"] for k in doc.keyframes],
         "keyframes": [{**k, "vector": [round(float(x), 4) for x in k["vector"]]} for k in doc.keyframes],
-        "segments": doc.segments, "extra": doc.extra, "description": doc.description,
+        "segments": doc.segments, "extra": doc.extra, "description": doc.description, "copies": doc.copies,
     }
     for drop in META_DROP_ORDER:
         if len(json.dumps(meta)) <= MAX_JSON_BYTES:

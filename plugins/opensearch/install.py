@@ -12,7 +12,7 @@ from opensearchpy.exceptions import NotFoundError
 
 from vidsearch.plugins.opensearch.videos import ensure_index, index_name, mapping
 
-TEMPLATE_VERSION = 4  # bump when mapping() or a pipeline changes
+TEMPLATE_VERSION = 5  # bump when mapping() or a pipeline changes
 PIPELINES: dict[str, dict[str, Any]] = {
     # Over-fetch k-NN candidates then cut back to the requested size: what the retriever's
     # `overfetch` does client-side, for callers that query OpenSearch directly.

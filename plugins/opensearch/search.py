@@ -15,7 +15,7 @@ from vidsearch.plugins.opensearch.filters import clauses, knn_filter
 
 TEXT_FIELDS = ["title^2", "description", "tags.text", "transcript", "ocr"]
 LIGHT_FIELDS = ["title", "language", "duration", "tags", "model_version", "text_lengths"]  # returned with every route hit
-_EMPTY: dict[str, Any] = {"tags": list, "keyframes": list, "segments": list, "extra": dict}
+_EMPTY: dict[str, Any] = {"tags": list, "keyframes": list, "segments": list, "extra": dict, "copies": list}
 
 
 def bm25_body(text: str, filters: Filters, k: int) -> dict[str, Any]:

@@ -29,6 +29,7 @@ def index_name(prefix: str, model_version: str) -> str:
 # (adding a field is a safe mapping update; a strict mapping would otherwise refuse new documents).
 ADDED_FIELDS: dict[str, Any] = {
     "text_lengths": {"type": "integer", "index": False, "doc_values": False},  # see IndexDoc.text_lengths
+    "copies": {"type": "keyword"},  # see IndexDoc.copies: filterable ("which videos copy X")
 }
 
 
@@ -105,6 +106,7 @@ def to_source(doc: Any) -> dict[str, Any]:
         "segments": doc.segments,
         "extra": doc.extra,
         "text_lengths": doc.text_lengths,
+        "copies": doc.copies,
         **{f"vec_{name}": doc.vectors[name].tolist() for name in VECTOR_FIELDS if doc.vectors[name].any()},
         **({"vec_ncl": doc.ncl_vector.tolist()} if doc.vectors["fused"].any() else {}),
     }
