@@ -11,6 +11,7 @@ released), so the client loads a released collection and retries once on any rea
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,3 +94,14 @@ def iter_rows(client: MilvusClient, collection: str, fields: list[str], batch_si
             yield from batch
     finally:
         it.close()
+
+
+def close_quietly(client: Any, owner: str) -> None:
+    """Close a dropped channel's client; closing a broken channel may fail, and it is replaced
+    anyway, so a failure is only logged."""
+    if client is None:
+        return
+    try:
+        client.close()
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        logging.getLogger(__name__).debug("%s: closing a dropped client failed: %s", owner, exc)

@@ -39,9 +39,9 @@ from vidsearch.core.errors import StoreRejectedError
 from vidsearch.core.frames import FrameHit, FrameSet
 from vidsearch.core.retry import with_retries
 from vidsearch.core.settings import Settings
-from vidsearch.plugins.milvus.client import is_not_loaded, make_client
+from vidsearch.plugins.milvus.client import close_quietly, is_not_loaded, make_client
 from vidsearch.plugins.milvus.filters import quote, quote_list
-from vidsearch.plugins.milvus.store import _transient
+from vidsearch.plugins.milvus.store import is_transient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -167,11 +167,7 @@ class MilvusFrameStore:
     def _reset(self) -> None:
         with self._lock:
             client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception as exc:  # noqa: BLE001 - closing a broken channel may fail; it is replaced anyway
-                log.debug("milvus frames: closing a dropped client failed: %s", exc)
+        close_quietly(client, "milvus frames")
 
     def _run(self, fn: Callable[[Any], T], attempts: int) -> T:
         """One operation, retried on transient failures (a released collection is loaded first);
@@ -184,11 +180,11 @@ class MilvusFrameStore:
                 if is_not_loaded(exc):
                     self._load()
                     raise ConnectionError(f"collection was released: {exc}") from exc
-                if _transient(exc):
+                if is_transient(exc):
                     self._reset()
                 raise
 
-        return with_retries(self.name, attempts, self.settings.indexer.retry_max_wait_s, _transient, attempt)
+        return with_retries(self.name, attempts, self.settings.indexer.retry_max_wait_s, is_transient, attempt)
 
     def _write(self, fn: Callable[[Any], T]) -> T:
         return self._run(fn, self.settings.indexer.retry_attempts)

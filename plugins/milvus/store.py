@@ -36,7 +36,7 @@ from vidsearch.core.filters import Filters
 from vidsearch.core.retry import with_retries
 from vidsearch.core.settings import Settings
 from vidsearch.core.store import Scored, WriteResult
-from vidsearch.plugins.milvus.client import is_not_loaded, iter_rows, make_client
+from vidsearch.plugins.milvus.client import close_quietly, is_not_loaded, iter_rows, make_client
 from vidsearch.plugins.milvus.filters import quote_list, to_expr
 from vidsearch.plugins.milvus.videos import (
     collection_name,
@@ -61,7 +61,7 @@ class _NotLoaded(Exception):
     """The collections were released (e.g. by a restart) and have just been reloaded: retry."""
 
 
-def _transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
     """Worth retrying (and reconnecting): the server did not answer, or answered "not ready"."""
     if isinstance(exc, (ConnectionError, TimeoutError, OSError, _NotLoaded)):
         return True
@@ -71,7 +71,7 @@ def _transient(exc: BaseException) -> bool:
 def _reconnectable(exc: BaseException) -> bool:
     """A dead channel (connection refused or lost) rather than a slow server."""
     msg = str(exc).lower()
-    return _transient(exc) and "connect" in msg and not any(h in msg for h in ("deadline", "timeout", "timed out"))
+    return is_transient(exc) and "connect" in msg and not any(h in msg for h in ("deadline", "timeout", "timed out"))
 
 
 def _f32(value: float) -> float:
@@ -157,11 +157,7 @@ class MilvusVideoStore:
             return
         with self._lock:
             client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close()
-            except Exception as exc:  # noqa: BLE001 - closing a broken channel may fail; it is replaced anyway
-                log.debug("milvus: closing a dropped client failed: %s", exc)
+        close_quietly(client, "milvus")
 
     def _call(self, fn: Callable[[Any], T]) -> T:
         """One request; a failure that is not the server's own answer (a refused query keeps the
@@ -171,7 +167,7 @@ class MilvusVideoStore:
         try:
             return fn(self.client)
         except Exception as exc:
-            if isinstance(exc, MilvusException) and not _transient(exc):
+            if isinstance(exc, MilvusException) and not is_transient(exc):
                 raise
             self._reset()
             if not _reconnectable(exc):
@@ -185,11 +181,11 @@ class MilvusVideoStore:
             try:
                 return fn()
             except Exception as exc:
-                if _transient(exc):
+                if is_transient(exc):
                     self._reset()
                 raise
 
-        return with_retries(self.name, cfg.retry_attempts, cfg.retry_max_wait_s, _transient, attempt)
+        return with_retries(self.name, cfg.retry_attempts, cfg.retry_max_wait_s, is_transient, attempt)
 
     def close(self) -> None:
         self._reset()
@@ -319,14 +315,14 @@ class MilvusVideoStore:
                 if is_not_loaded(exc):  # released by a restart: load, then retry
                     self._load(collection)
                     raise _NotLoaded(str(exc)) from exc
-                if _transient(exc):
+                if is_transient(exc):
                     self._reset()
                 raise
             return out
 
         cfg = self.settings.indexer
         try:
-            return result.merge(with_retries(self.name, cfg.retry_attempts, cfg.retry_max_wait_s, _transient, attempt))
+            return result.merge(with_retries(self.name, cfg.retry_attempts, cfg.retry_max_wait_s, is_transient, attempt))
         except InfrastructureError:
             raise
         except Exception as exc:  # noqa: BLE001 - a non-transient refusal: find the rows (or pause)
@@ -345,7 +341,7 @@ class MilvusVideoStore:
             try:
                 self._write_one(collection, [op], rows, result)
             except Exception as row_exc:
-                if _transient(row_exc):
+                if is_transient(row_exc):
                     self._reset()
                     raise StoreUnavailableError(self.name, f"failed while isolating rows: {row_exc}") from row_exc
                 result.rejected[op.video_id] = str(row_exc)[:500]
@@ -445,7 +441,7 @@ class MilvusVideoStore:
         try:
             yield from iter_rows(self.client, target, fields, batch_size=batch)
         except Exception as exc:
-            if not isinstance(exc, MilvusException) or _transient(exc):
+            if not isinstance(exc, MilvusException) or is_transient(exc):
                 self._reset()
             raise
 
