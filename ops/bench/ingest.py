@@ -113,6 +113,8 @@ def _drop_catalogue(pipeline: Any) -> None:
         store.drop_alias()
         for version in writer.versions():
             store.drop(version)
+    if writer.frames is not None:
+        writer.frames.store.drop()
     writer.close()
 
 

@@ -108,7 +108,7 @@ def run(settings: Settings, videos: int = 24, replicas: int = 40, progress: Call
                 g.video_id = f"{vid}-r{r}"
                 store.put(g.video_id, 1, g)
                 items.append(Item(g))
-        write_items(make_writer(s), items, batch=500)
+        write_items(make_writer(s, frame_index=False), items, batch=500)  # re-embedding never reads frames
         by_workers: dict[str, float] = {}
         for n_workers in (1, 2):
             model = registry.register(_model(work / f"w{n_workers}", f"bench-w{n_workers}-{uuid.uuid4().hex[:6]}", versions))
