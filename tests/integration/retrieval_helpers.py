@@ -60,7 +60,7 @@ def scoped(settings: Settings, name: str, **retrieval) -> Settings:  # noqa: ANN
 
 def load(settings: Settings, text, media: Path | None = None, sinks: tuple[str, ...] = ("milvus", "opensearch")) -> list[str]:  # noqa: ANN001
     items = [Item(features(text, vid, media), language=CATALOGUE[vid][2], tags=CATALOGUE[vid][3]) for vid in CATALOGUE]
-    write_items(make_writer(settings, sinks), items)
+    write_items(make_writer(settings, sinks, frame_index=False), items)  # retrieval tests need no frame index
     return list(CATALOGUE)
 
 

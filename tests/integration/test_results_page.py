@@ -74,7 +74,7 @@ def page_settings(stack: object, settings: Settings) -> Iterator[Settings]:
                   published_at=PUBLISHED[vid]) for vid in CATALOGUE]
     items.append(Item(_hostile(text, clip), language="en", tags=["pets"], published_at=PUBLISHED["kitten"]))
     try:
-        write_items(make_writer(s, ("milvus", "opensearch")), items)
+        write_items(make_writer(s, ("milvus", "opensearch"), frame_index=False), items)
         make_client(s.opensearch).indices.refresh(index=s.indexer.index_prefix)
         yield s
     finally:
