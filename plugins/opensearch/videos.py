@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import RequestError
 
@@ -102,11 +103,12 @@ def to_source(doc: Any) -> dict[str, Any]:
         "duration": doc.duration,
         "published_at": doc.published_at.isoformat() if doc.published_at else None,
         "media_uri": doc.media_uri,
-        "keyframes": doc.keyframes,
+        # float32 arrays: the client's serializer writes them in their shortest exact form
+        "keyframes": [{**k, "vector": np.asarray(k["vector"], dtype=np.float32)} for k in doc.keyframes],
         "segments": doc.segments,
         "extra": doc.extra,
         "text_lengths": doc.text_lengths,
         "copies": doc.copies,
-        **{f"vec_{name}": doc.vectors[name].tolist() for name in VECTOR_FIELDS if doc.vectors[name].any()},
-        **({"vec_ncl": doc.ncl_vector.tolist()} if doc.vectors["fused"].any() else {}),
+        **{f"vec_{name}": np.asarray(doc.vectors[name], dtype=np.float32) for name in VECTOR_FIELDS if doc.vectors[name].any()},
+        **({"vec_ncl": np.asarray(doc.ncl_vector, dtype=np.float32)} if doc.vectors["fused"].any() else {}),
     }

@@ -46,9 +46,10 @@ def _storable(event: VideoUpsert, feats: VideoFeatures) -> None:
     """What the sinks would send must serialise: strict JSON (no NaN), valid UTF-8."""
     ENCODER.apply_metadata([(event, feats)])
     doc = build_doc(event, feats, "default-v1")
-    json.dumps(to_source(doc), allow_nan=False, ensure_ascii=False).encode("utf-8")
+    json.dumps(to_source(doc), allow_nan=False, ensure_ascii=False, default=lambda a: a.tolist()).encode("utf-8")
     row = to_row(doc)
     json.dumps(row, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    json.loads(row["meta"])
     assert -(2**63) <= row["version"] < 2**63 and -(2**63) <= row["published_at"] < 2**63
 
 

@@ -8,6 +8,7 @@ limited to literals and `localhost` (answered from /etc/hosts).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import socket
@@ -28,6 +29,7 @@ from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.default import fuse, modality_vectors
 from vidsearch.ops.bench.events import synthetic_features, upsert
 from vidsearch.plugins.milvus.videos import MAX_TEXT_BYTES, MAX_TITLE_BYTES, to_row
+from vidsearch.plugins.opensearch.client import FastJSONSerializer
 from vidsearch.plugins.opensearch.videos import index_name, to_source
 
 pytestmark = pytest.mark.unit
@@ -221,9 +223,11 @@ def test_opensearch_source_omits_zero_vectors() -> None:
     vec_keys = {k for k in source if k.startswith("vec_")}
     assert vec_keys == {"vec_fused", "vec_visual", "vec_audio", "vec_ncl"}  # text_metadata is zero until apply_metadata fills it
     for key in vec_keys - {"vec_ncl"}:
-        assert len(source[key]) == 384 and all(isinstance(x, float) for x in source[key])
+        assert source[key].shape == (384,) and source[key].dtype == np.float32  # the serializer's shortest exact form
     # NCL folding: [fused; tau*beta], beta 0 until the biases are computed
-    assert source["vec_ncl"][:384] == source["vec_fused"] and source["vec_ncl"][384] == 0.0
+    assert np.array_equal(source["vec_ncl"][:384], source["vec_fused"]) and source["vec_ncl"][384] == 0.0
+    body = json.loads(FastJSONSerializer().dumps(source))
+    assert np.array_equal(np.asarray(body["vec_fused"], np.float32), source["vec_fused"])  # exact float32 round trip
     assert source["transcript"] == "" and source["model_version"] == "m1"
 
 

@@ -4,6 +4,7 @@ version's vectors."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -84,5 +85,5 @@ def test_each_collection_gets_its_own_versions_vectors(refuse_batches: bool) -> 
     assert sorted(r["id"] for r in old_rows) == sorted(r["id"] for r in new_rows) == ["a", "b"]
     assert {_fused(r) for r in old_rows} == {1.0}
     assert {_fused(r) for r in new_rows} == {2.0}
-    assert {r["meta"]["model_version"] for r in old_rows} == {OLD}
-    assert {r["meta"]["model_version"] for r in new_rows} == {NEW}
+    assert {json.loads(r["meta"])["model_version"] for r in old_rows} == {OLD}
+    assert {json.loads(r["meta"])["model_version"] for r in new_rows} == {NEW}

@@ -180,7 +180,7 @@ def test_milvus_meta_keeps_shots_and_compacts_vectors_before_dropping_keyframes(
     feats = _features([(0.0, 4.0), (4.0, 8.5), (8.5, 12.0)])
     event = VideoUpsert(op="upsert", video_id="v", version=1, schema_version=1, title="t", features="precomputed")
     doc = build_doc(event, feats, "m1")
-    meta = to_row(doc)["meta"]
+    meta = json.loads(to_row(doc)["meta"])
     assert [k["shot"] for k in meta["keyframes"]] == [[0.0, 4.0], [4.0, 8.5], [8.5, 12.0]]
     assert [s["kind"] for s in meta["segments"]] == ["asr", "ocr", "ocr"] and "keyframes_compact" not in meta
 
@@ -190,8 +190,9 @@ def test_milvus_meta_keeps_shots_and_compacts_vectors_before_dropping_keyframes(
     big.keyframe_times = np.linspace(0, 11, 16).astype(np.float32)
     big.frame_bridge = rng.standard_normal((16, 384)).astype(np.float32)
     big.transcript = [Segment(0.0, 12.0, "word " * 4000)]
-    meta = to_row(build_doc(event, big, "m1"))["meta"]
-    assert len(json.dumps(meta)) <= MAX_JSON_BYTES
+    body = to_row(build_doc(event, big, "m1"))["meta"]
+    meta = json.loads(body)
+    assert len(body.encode()) <= MAX_JSON_BYTES
     assert meta["keyframes_compact"] is True and "keyframes_truncated" not in meta and meta["segments"]
     for entry, vector in zip(meta["keyframes"], big.frame_bridge, strict=True):
         stored = np.asarray(entry["vector"], np.float32)
