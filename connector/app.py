@@ -98,7 +98,8 @@ def build_runner(settings: Settings, pipeline: Pipeline, source: Source) -> Runn
     status_dir.mkdir(parents=True, exist_ok=True)
     # pid plus a random part: several runners may share a process (threads, tests)
     status = status_dir / f"{source.name}-{cfg.group_id}-{os.getpid()}-{uuid.uuid4().hex[:6]}.json"
-    return Runner(pipeline, source, cfg.batch_max_events, cfg.batch_max_s, cfg.unavailable_backoff_s, status, cfg.status_interval_s)
+    return Runner(pipeline, source, cfg.batch_max_events, cfg.batch_max_s, cfg.unavailable_backoff_s, status, cfg.status_interval_s,
+                  depth=cfg.pipeline_depth)
 
 
 def status_files(settings: Settings) -> list[Path]:

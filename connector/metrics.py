@@ -19,6 +19,7 @@ class Metrics:
         self.sink_seconds = Histogram("vidsearch_sink_seconds", "Per-batch sink write latency", ["sink"], registry=r)
         self.divergence = Counter("vidsearch_store_divergence_total", "Documents one store refused after another took them", ["refused_by"], registry=r)
         self.dead_by_class = Counter("vidsearch_dlq_by_class_total", "Events dead-lettered, by error class", ["error_class"], registry=r)
+        self.in_flight = Gauge("vidsearch_batches_in_flight", "Batches between poll and commit (at most indexer.pipeline_depth)", registry=r)
         self.paused = Gauge("vidsearch_paused", "1 while a store is unavailable and the source is paused", registry=r)
 
     def record(self, result: Any) -> None:

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from vidsearch.connector.copy_check import CopyCheck
 from vidsearch.connector.encoding import EventEncoder
@@ -49,8 +49,25 @@ class BatchResult:
     deleted: int = 0
     stale: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
-    encode_s: float = 0.0
+    decode_s: float = 0.0
+    embed_s: float = 0.0
+    build_s: float = 0.0
     sink_s: float = 0.0
+
+    @property
+    def encode_s(self) -> float:
+        return self.decode_s + self.embed_s + self.build_s
+
+
+@dataclass
+class Work:
+    """One batch between stages: its messages, what is decoded or built so far, its dead letters."""
+
+    messages: list[Message]
+    result: BatchResult = field(default_factory=BatchResult)
+    ops: list[tuple[int, Operation]] = field(default_factory=list)  # (index in the batch, operation)
+    upserts: list[Upsert] = field(default_factory=list)
+    copies: dict[str, list[CopyMatch]] = field(default_factory=dict)
 
 
 def dead_letter_for(msg: Message, exc: BaseException, default_stage: str) -> DeadLetter:
@@ -78,7 +95,6 @@ class Pipeline:
     ) -> None:
         self.settings, self.encoder, self.writer, self.features = settings, encoder, writer, features
         self.copy_check = copy_check
-        self._copies: dict[str, list[CopyMatch]] = {}
         self.metrics = metrics or writer.metrics
         self.writer.metrics = self.metrics
         self.ncl = NclSource(settings)
@@ -143,27 +159,51 @@ class Pipeline:
             except OSError as exc:
                 raise FeatureStoreUnavailableError(f"cannot write features of {event.video_id}: {exc}") from exc
 
-    def encode(self, messages: list[Message]) -> tuple[list[tuple[int, Operation]], list[DeadLetter]]:
-        """Validate and encode. Returns the operations to write and the dead letters; raises only
-        infrastructure and deployment errors."""
-        ops: list[tuple[int, Operation]] = []
-        dead: list[DeadLetter] = []
-        upserts: list[Upsert] = []
+    def decode(self, messages: list[Message]) -> Work:
+        """Parse and validate every message and get its base features (decoded from the event,
+        or extracted from its media). The first stage: what it returns holds no store state."""
+        t0 = time.perf_counter()
+        work = Work(messages)
         for i, msg in enumerate(messages):
             try:
                 event = self._parse(msg)
                 if isinstance(event, VideoDelete):
-                    ops.append((i, Tombstone(event.video_id, event.resolved_version)))
+                    work.ops.append((i, Tombstone(event.video_id, event.resolved_version)))
                 else:
-                    upserts.append((i, event, self.encoder.base_features(event)))
+                    work.upserts.append((i, event, self.encoder.base_features(event)))
             except Exception as exc:
-                dead.append(dead_letter_for(msg, exc, "encode"))
-        upserts = self._per_event(upserts, messages, dead, "text_metadata", self._metadata)
-        docs = self._per_event(upserts, messages, dead, "embed", self._documents)
-        self._keep_features(docs, {u[0]: u for u in upserts})
+                work.result.dead.append(dead_letter_for(msg, exc, "encode"))
+        work.result.decode_s = time.perf_counter() - t0
+        self.metrics.stage_seconds.labels("decode").observe(work.result.decode_s)
+        return work
+
+    def embed(self, work: Work) -> Work:
+        """Metadata text vectors for the whole batch: the text encoder, alone in its stage (it
+        runs outside the GIL, so the stages beside it keep their core)."""
+        t0 = time.perf_counter()
+        work.upserts = self._per_event(work.upserts, work.messages, work.result.dead, "text_metadata", self._metadata)
+        work.result.embed_s += time.perf_counter() - t0
+        self.metrics.stage_seconds.labels("embed").observe(time.perf_counter() - t0)
+        return work
+
+    def build(self, work: Work) -> Work:
+        """Documents (every write version's vectors, frames), the base features kept for
+        re-embedding, and the ingest-time copy check."""
+        t0 = time.perf_counter()
+        docs = self._per_event(work.upserts, work.messages, work.result.dead, "embed", self._documents)
+        self._keep_features(docs, {u[0]: u for u in work.upserts})
         if self.copy_check is not None:  # the frame index down is infrastructure: raises, batch replayed
-            self._copies = self.copy_check.tag([op for _, op in docs if isinstance(op, IndexDoc)])
-        return latest_per_video(ops + docs), dead
+            work.copies = self.copy_check.tag([op for _, op in docs if isinstance(op, IndexDoc)])
+        work.ops = latest_per_video(work.ops + docs)
+        work.upserts = []  # the documents hold what the write needs; let the features go
+        work.result.build_s = time.perf_counter() - t0
+        self.metrics.stage_seconds.labels("build").observe(work.result.build_s)
+        return work
+
+    def encode(self, messages: list[Message]) -> Work:
+        """Decode, embed and build one batch (what the staged runner does in three stages); raises only
+        infrastructure and deployment errors, everything else is a dead letter in the result."""
+        return self.build(self.embed(self.decode(messages)))
 
     def _write_batch(self, ops: list[Operation], messages: dict[str, Message], result: BatchResult) -> list[Operation]:
         """Every store (the writer); returns the operations every store took. Documents a store
@@ -174,12 +214,14 @@ class Pipeline:
             result.dead.append(DeadLetter(messages[vid], "StoreRejectedError", why.reason, why.stage))
         return outcome.written
 
-    def write(self, ops: list[tuple[int, Operation]], messages: list[Message], result: BatchResult) -> None:
-        """Write the batch; a failure that is not infrastructure is retried per operation so that
-        only the operation that causes it is dead-lettered. Raises InfrastructureError with
-        nothing acknowledged."""
-        by_id = {op.video_id: messages[i] for i, op in ops}
-        batch = [op for _, op in ops]
+    def write(self, work: Work) -> BatchResult:
+        """Write the batch to every store (the last stage); a failure that is not infrastructure
+        is retried per operation so that only the operation that causes it is dead-lettered.
+        Raises InfrastructureError with nothing acknowledged."""
+        t0 = time.perf_counter()
+        result = work.result
+        by_id = {op.video_id: work.messages[i] for i, op in work.ops}
+        batch = [op for _, op in work.ops]
         try:
             written = self._write_batch(batch, by_id, result)
         except Exception as exc:
@@ -193,18 +235,19 @@ class Pipeline:
                 except Exception as one_exc:
                     result.dead.append(dead_letter_for(by_id[op.video_id], one_exc, "sink"))
         if self.copy_check is not None:
-            self.copy_check.publish(written, self._copies)
+            self.copy_check.publish(written, work.copies)
         result.deleted = sum(isinstance(op, Tombstone) for op in written)
         result.indexed = len(written) - result.deleted
-
-    def process(self, messages: list[Message]) -> BatchResult:
-        result = BatchResult()
-        t0 = time.perf_counter()
-        ops, result.dead = self.encode(messages)
-        result.encode_s = time.perf_counter() - t0
-        self.metrics.stage_seconds.labels("encode").observe(result.encode_s)
-        t1 = time.perf_counter()
-        self.write(ops, messages, result)
-        result.sink_s = time.perf_counter() - t1
+        result.sink_s = time.perf_counter() - t0
+        self.metrics.stage_seconds.labels("write").observe(result.sink_s)
         self.metrics.record(result)
         return result
+
+    def stages(self) -> list[tuple[str, Callable[[Any], Any]]]:
+        """The batch's way through the pipeline, for the staged runner: messages -> `Work` ->
+        `Work` -> `BatchResult`. Each stage runs in a thread of its own, one batch at a time."""
+        return [("decode", self.decode), ("embed", self.embed), ("build", self.build), ("write", self.write)]
+
+    def process(self, messages: list[Message]) -> BatchResult:
+        """Every stage, one after the other, on this thread (isolation, bulk callers, tests)."""
+        return self.write(self.encode(messages))

@@ -1,9 +1,17 @@
-"""The indexing loop shared by every source: poll -> process -> dead letters -> commit.
+"""The indexing loop shared by every source: poll -> stages (decode, embed, write) -> dead
+letters -> commit.
+
+Up to `indexer.pipeline_depth` batches are in flight at once, each in a different stage
+(`vidsearch.connector.stages`): while batch N is written, N+1 embeds and N+2 decodes. Batches
+finish in order and are committed in order, each only after every store acknowledged it and its
+dead letters were delivered. With every slot taken the runner waits for the oldest batch, and
+past `keepalive_after_s` pauses the source and keeps polling it: back-pressure never buffers
+more than the slots, and never costs the consumer its group membership.
 
 Handling follows the error taxonomy (`vidsearch.core.errors`):
-- infrastructure (a store, the DLQ producer, the feature store): the batch is rewound and the
-  source paused; the loop probes the stores with backoff and resumes when all are healthy;
-  nothing is committed past an unwritten event;
+- infrastructure (a store, the DLQ producer, the feature store): that batch and every batch
+  behind it are cancelled and rewound, and the source paused; the loop probes the stores with
+  backoff and resumes when all are healthy; nothing is committed past an unwritten event;
 - deployment: the loop stops and the error propagates (the process exits, nothing committed);
 - anything else that escapes the pipeline for a whole batch: each message is processed alone,
   and the one that fails is dead-lettered under its real class. A message can never stop the
@@ -11,7 +19,7 @@ Handling follows the error taxonomy (`vidsearch.core.errors`):
 
 While a batch is processed or the stores are down the source keeps being polled (paused), so a
 long encode or an outage never costs the consumer its group membership. A stop request
-(SIGTERM) lets the current batch finish and commit before returning.
+(SIGTERM) lets the batches in flight finish and commit before returning.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from typing import Any
 from vidsearch.connector.messages import Message
 from vidsearch.connector.pipeline import BatchResult, Pipeline, dead_letter_for
 from vidsearch.connector.sources.base import Source
+from vidsearch.connector.stages import InFlight, StageChain
 from vidsearch.core.errors import DeploymentError, InfrastructureError
 
 log = logging.getLogger(__name__)
@@ -44,13 +53,19 @@ class RunStats:
     dead: int = 0
     pauses: int = 0
     isolated_batches: int = 0  # batches that escaped the pipeline and were processed per message
-    encode_s: float = 0.0
+    decode_s: float = 0.0
+    embed_s: float = 0.0
+    build_s: float = 0.0
     sink_s: float = 0.0
     wall_s: float = 0.0
     active_s: float = 0.0  # first batch polled -> last batch committed (no idle tail)
 
+    @property
+    def encode_s(self) -> float:
+        return self.decode_s + self.embed_s + self.build_s
+
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "encode_s": self.encode_s}
 
 
 class Runner:
@@ -65,12 +80,16 @@ class Runner:
         status_interval_s: float = 2.0,
         on_batch: Callable[[RunStats], None] | None = None,
         keepalive_after_s: float = 5.0,
+        depth: int = 4,
     ) -> None:
         self.pipeline, self.source = pipeline, source
         self.batch_max, self.batch_max_s, self.backoff_s = batch_max, batch_max_s, backoff_s
         self.status_file, self.status_interval_s = status_file, status_interval_s
         self.on_batch = on_batch
         self.keepalive_after_s = keepalive_after_s
+        self.depth = max(1, depth)
+        self._chain: StageChain | None = None  # started with the first batch
+        self._inflight: deque[InFlight] = deque()
         self.stop = threading.Event()
         self.stats = RunStats()
         self._window: deque[tuple[float, int]] = deque(maxlen=64)
@@ -94,10 +113,10 @@ class Runner:
             self.source.resume()
 
     def _process(self, batch: list[Message]) -> BatchResult:
-        """Process the batch in a thread of its own while this one keeps the source's group
-        membership alive (a plain blocking call would starve the consumer's poll loop). A plain
-        thread rather than an executor: an executor refuses work during interpreter shutdown
-        with a RuntimeError that would be blamed on the events."""
+        """Every stage of one batch in a thread of its own (isolation) while this one keeps the
+        source's group membership alive (a plain blocking call would starve the consumer's poll
+        loop). A plain thread rather than an executor: an executor refuses work during
+        interpreter shutdown with a RuntimeError that would be blamed on the events."""
         future: Future[BatchResult] = Future()
 
         def work() -> None:
@@ -127,7 +146,9 @@ class Runner:
             total.deleted += one.deleted
             total.stale += one.stale
             total.dead += one.dead
-            total.encode_s += one.encode_s
+            total.decode_s += one.decode_s
+            total.embed_s += one.embed_s
+            total.build_s += one.build_s
             total.sink_s += one.sink_s
         return total
 
@@ -146,34 +167,104 @@ class Runner:
         self.pipeline.metrics.paused.set(0)
         log.info("services healthy again, resuming")
 
-    def run_once(self) -> bool:
-        """One batch; False when there was nothing to do."""
-        t_poll = time.monotonic()
-        batch = self.source.poll(self.batch_max, self.batch_max_s)
-        if not batch:
-            return False
-        if self._first_batch is None:
-            self._first_batch = t_poll
-        self.pipeline.metrics.events_in.inc(len(batch))
+    def _submit(self, batch: list[Message]) -> None:
+        if self._chain is None:
+            self._chain = StageChain(self.pipeline.stages(), name=f"vidsearch-{self.source.name}")
+        self._inflight.append(self._chain.submit(batch))
+        self.pipeline.metrics.in_flight.set(len(self._inflight))
+
+    def _retire_head(self) -> None:
+        """Wait for the oldest batch (keeping the source alive), deliver its dead letters and
+        commit it. Raises InfrastructureError and DeploymentError with the batch still in flight."""
+        flight = self._inflight[0]
+        batch: list[Message] = flight.value
         try:
-            try:
-                result = self._process(batch)
-            except (InfrastructureError, DeploymentError):
-                raise
-            except Exception as exc:
-                result = self._isolate(batch, exc)
-            self.source.dead_letter(result.dead)
-            self.source.commit(batch)
-        except InfrastructureError as exc:
-            self.source.rewind(batch)
-            self.source.pause()
-            try:
-                self._wait_for_stores(exc)
-            finally:
-                self.source.resume()
-            return True
+            result = self._await(flight.future)
+        except (InfrastructureError, DeploymentError):
+            raise
+        except Exception as exc:
+            result = self._isolate(batch, exc)
+        self.source.dead_letter(result.dead)
+        self.source.commit(batch)
+        self._inflight.popleft()
+        self.pipeline.metrics.in_flight.set(len(self._inflight))
         self._account(batch, result)
-        return True
+
+    def _retire_done(self) -> None:
+        while self._inflight and self._inflight[0].future.done():
+            self._retire_head()
+
+    def _abandon(self) -> list[Message]:
+        """Cancel every batch in flight and wait until no stage holds one; returns their messages,
+        oldest first (none of them may be committed: the oldest could not be)."""
+        for flight in self._inflight:
+            flight.cancel.set()
+        messages: list[Message] = []
+        for flight in self._inflight:
+            try:
+                self._await(flight.future)
+            except Exception:  # noqa: S110 - the outcome of a cancelled batch is irrelevant: it is replayed
+                pass
+            messages += flight.value
+        self._inflight.clear()
+        self.pipeline.metrics.in_flight.set(0)
+        return messages
+
+    def _recover(self, exc: InfrastructureError) -> None:
+        """A service is down: rewind everything in flight, pause, wait for the stores."""
+        self.source.rewind(self._abandon())
+        self.source.pause()
+        try:
+            self._wait_for_stores(exc)
+        finally:
+            self.source.resume()
+
+    def run_once(self) -> bool:
+        """One step: commit the batches that finished (in order), then take in a new batch if a
+        slot is free, or wait for the oldest when every slot is taken or the source has nothing
+        new while batches are in flight. False when there was nothing to do."""
+        try:
+            self._retire_done()
+            if len(self._inflight) >= self.depth:
+                self._retire_head()
+                return True
+            t_poll = time.monotonic()
+            batch = self.source.poll(self.batch_max, self.batch_max_s)
+            if batch:
+                if self._first_batch is None:
+                    self._first_batch = t_poll
+                self.pipeline.metrics.events_in.inc(len(batch))
+                self._submit(batch)
+                return True
+            if self._inflight:
+                self._retire_head()
+                return True
+            return False
+        except InfrastructureError as exc:
+            self._recover(exc)
+            return True
+        except DeploymentError:
+            self._abandon()
+            raise
+
+    def drain(self) -> None:
+        """Finish and commit every batch in flight (a stop request); a service that is down
+        leaves them uncommitted, rewound for whoever consumes next."""
+        while self._inflight:
+            try:
+                self._retire_head()
+            except InfrastructureError as exc:
+                log.warning("service unavailable while stopping, batches left uncommitted error_class=%s", type(exc).__name__)
+                self.source.rewind(self._abandon())
+            except DeploymentError:
+                self._abandon()
+                raise
+
+    def close(self) -> None:
+        """Stop the stage threads (after `drain` or `_abandon`)."""
+        if self._chain is not None:
+            self._chain.close()
+            self._chain = None
 
     def _account(self, batch: list[Message], result: BatchResult) -> None:
         s = self.stats
@@ -182,7 +273,9 @@ class Runner:
         s.indexed += result.indexed
         s.deleted += result.deleted
         s.dead += len(result.dead)
-        s.encode_s += result.encode_s
+        s.decode_s += result.decode_s
+        s.embed_s += result.embed_s
+        s.build_s += result.build_s
         s.sink_s += result.sink_s
         self._window.append((time.monotonic(), s.events))
         s.active_s = time.monotonic() - (self._first_batch or time.monotonic())
@@ -202,7 +295,9 @@ class Runner:
                 elif self.source.exhausted() or (until_idle_s is not None and time.monotonic() - idle_since > until_idle_s):
                     break
                 self._write_status()
+            self.drain()
         finally:
+            self.close()
             self.stats.wall_s = time.monotonic() - t0
             self._write_status(force=True)
         return self.stats

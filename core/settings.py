@@ -166,6 +166,9 @@ class IndexerSettings(_Section):
     group_id: str = "vidsearch-indexer"
     batch_max_events: int = 256
     batch_max_s: float = 1.0
+    # Batches between poll and commit, each in its own stage (decode, embed, build, write): 4
+    # overlaps every stage; 1 runs them one after the other. Memory holds at most this many batches.
+    pipeline_depth: int = Field(4, ge=1, le=16)
     max_event_bytes: int = 16 * 1024**2
     model_version: str = "default-v1"
     write_versions: tuple[str, ...] = ()

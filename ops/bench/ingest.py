@@ -7,6 +7,14 @@ pipeline_eps: the same events produced to a fresh topic and consumed by the real
 OpenSearch and Milvus, from its first poll to its last commit.
 overhead = encoder_only_eps / pipeline_eps - 1.
 
+The indexer runs its stages (decode, embed, build, write) on threads of their own, up to
+`indexer.pipeline_depth` batches in flight; `pipeline_decode_s`, `pipeline_embed_s`,
+`pipeline_build_s` and `pipeline_sink_s` are each stage's busy time, so they overlap and may add up to more than
+`pipeline_active_s`. `cpu` says what the run cost the machine: the indexer's CPU seconds and
+each local service's (`vidsearch stack`), and `floor_overhead`, the overhead the run would have
+if all of that CPU were packed onto the cores with no waiting at all. Where the services share
+the cores with the indexer, overhead cannot fall below that floor, however the stages overlap.
+
 Each case reports these figures at its top level for the configured client (`kafka.client`,
 the shape older reports had) and under `clients` for every client measured, each run on its
 own topic, indices and collections. `kafka_only` isolates the clients themselves: the
@@ -20,6 +28,8 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import psutil
 
 from vidsearch.core.settings import Settings
 
@@ -118,6 +128,34 @@ def _drop_catalogue(pipeline: Any) -> None:
     writer.close()
 
 
+class CpuMeter:
+    """CPU seconds the indexer (this process) and each local service used since it was made.
+    On a machine where the services share the cores with the indexer, their CPU is time the
+    encoders cannot have: `floor_active_s` (all of it over the cores) is the shortest run the
+    machine allows, so an overhead near `floor_overhead` means the pipeline is bound by CPU,
+    not by waiting. Services not run by `vidsearch stack` (remote ones) are not counted."""
+
+    def __init__(self, settings: Settings) -> None:
+        from vidsearch.ops.stack.manager import Stack
+
+        self.stack = Stack(settings)
+        self.me = psutil.Process()
+        self.t0 = time.monotonic()
+        self.services0 = self.stack.cpu_seconds()
+        self.me0 = self._mine()
+
+    def _mine(self) -> float:
+        t = self.me.cpu_times()
+        return t.user + t.system
+
+    def used(self) -> dict[str, Any]:
+        services = {k: round(v - self.services0.get(k, 0.0), 2) for k, v in self.stack.cpu_seconds().items()}
+        indexer = self._mine() - self.me0
+        cores = psutil.cpu_count() or 1
+        return {"cores": cores, "wall_s": round(time.monotonic() - self.t0, 2), "indexer_s": round(indexer, 2),
+                "services_s": services, "floor_active_s": round((indexer + sum(services.values())) / cores, 2)}
+
+
 def _pipeline(settings: Settings, name: str, client: str, payloads: list[tuple[str, bytes]], text, progress: Callable[[str], None],
               encoder_s: list[float] | None = None) -> dict[str, Any]:
     """The full indexer over `payloads` with `client`; when `encoder_s` is given (an empty
@@ -142,10 +180,12 @@ def _pipeline(settings: Settings, name: str, client: str, payloads: list[tuple[s
     try:
         produce_s = _produce(s, payloads)
         runner = build_runner(s, pipeline, KafkaSource(s))
+        cpu = CpuMeter(settings)
         try:
             stats = runner.run(until_idle_s=3)
         finally:
             runner.source.close()
+        used = cpu.used()
     finally:
         _delete_topics(s, topics)
         _drop_catalogue(pipeline)
@@ -154,9 +194,14 @@ def _pipeline(settings: Settings, name: str, client: str, payloads: list[tuple[s
         "dead": stats.dead,
         "pipeline_eps": round(len(payloads) / stats.active_s, 2),
         "pipeline_encode_s": round(stats.encode_s, 3),
+        "pipeline_decode_s": round(stats.decode_s, 3),
+        "pipeline_embed_s": round(stats.embed_s, 3),
+        "pipeline_build_s": round(stats.build_s, 3),
         "pipeline_sink_s": round(stats.sink_s, 3),
+        "pipeline_depth": s.indexer.pipeline_depth,
         "pipeline_active_s": round(stats.active_s, 3),
         "produce_eps": round(len(payloads) / produce_s, 1),
+        "cpu": used,
     }
 
 
@@ -172,6 +217,8 @@ def _run_case(settings: Settings, name: str, payloads: list[tuple[str, bytes]], 
     encoder_eps = n / encoder[0]
     for fig in per_client.values():
         fig["overhead"] = round(encoder_eps / fig["pipeline_eps"] - 1, 4)
+        floor = fig["cpu"]["floor_active_s"]
+        fig["cpu"]["floor_overhead"] = round(encoder_eps / (n / floor) - 1, 4) if floor > 0 else None
     main = per_client[clients[0]]
     return {
         "events": n,
@@ -181,7 +228,12 @@ def _run_case(settings: Settings, name: str, payloads: list[tuple[str, bytes]], 
         "pipeline_eps": main["pipeline_eps"],
         "overhead": main["overhead"],
         "pipeline_encode_s": main["pipeline_encode_s"],
+        "pipeline_decode_s": main["pipeline_decode_s"],
+        "pipeline_embed_s": main["pipeline_embed_s"],
+        "pipeline_build_s": main["pipeline_build_s"],
         "pipeline_sink_s": main["pipeline_sink_s"],
+        "pipeline_depth": main["pipeline_depth"],
+        "cpu": main["cpu"],
         "pipeline_active_s": main["pipeline_active_s"],
         "kafka_client": clients[0],
         "clients": per_client,

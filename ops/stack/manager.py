@@ -154,6 +154,10 @@ class Stack:
     def rss_bytes(self) -> int:
         return sum(self.process(name).rss_bytes() for name in self.services)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each service that runs as a process of its own."""
+        return {name: self.process(name).cpu_seconds() for name, svc in self.services.items() if svc.ports()}
+
     def logs(self, name: str, lines: int) -> str:
         if name not in self.services:
             raise StackError(name, f"not a service of this stack ({', '.join(self.services)})")

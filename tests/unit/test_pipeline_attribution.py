@@ -182,10 +182,10 @@ class ListSource:
 class ExplodingPipeline(Pipeline):
     """A pipeline bug that escapes for any batch holding one message: the runner must isolate."""
 
-    def process(self, messages: list[Message]) -> Any:
-        if any(m.value and b"crash-me" in m.value for m in messages):
+    def embed(self, work: Any) -> Any:
+        if any(m.value and b"crash-me" in m.value for m in work.messages):
             raise AttributeError("'NoneType' object has no attribute 'vectors'")
-        return super().process(messages)
+        return super().embed(work)
 
 
 def test_runner_isolates_a_batch_that_escaped_and_never_stops(settings: Settings) -> None:
@@ -203,7 +203,7 @@ def test_runner_isolates_a_batch_that_escaped_and_never_stops(settings: Settings
 
 def test_runner_stops_on_a_deployment_error_without_committing(settings: Settings) -> None:
     class Broken(Pipeline):
-        def process(self, messages: list[Message]) -> Any:
+        def decode(self, messages: list[Message]) -> Any:
             raise DeploymentError("model package missing: pip install 'vidsearch[encoders]'")
 
     source = ListSource([msg(0, ev.upsert("v", 1, seed=1))])
@@ -216,9 +216,9 @@ def test_runner_keeps_polling_while_a_long_batch_encodes(settings: Settings) -> 
     import time
 
     class Slow(Pipeline):
-        def process(self, messages: list[Message]) -> Any:
+        def embed(self, work: Any) -> Any:
             time.sleep(1.2)
-            return super().process(messages)
+            return super().embed(work)
 
     a = MemorySink("a")
     source = ListSource([msg(0, ev.upsert("v", 1, seed=1))])
@@ -240,10 +240,15 @@ def test_runner_rewinds_and_waits_while_a_store_is_down(settings: Settings) -> N
         return real_healthy()
 
     a.healthy = healthy  # type: ignore[method-assign]
-    runner.run_once()
+    for _ in range(5):  # poll and submit, then the write fails: rewind, pause, wait
+        runner.run_once()
+        if runner.stats.pauses:
+            break
     assert source.committed == 0 and source.position == 0 and runner.stats.pauses == 1 and source.keepalives > 0
-    runner.run_once()
+    for _ in range(5):
+        runner.run_once()
     assert source.committed == 1 and "v" in a.docs
+    runner.close()
 
 
 def test_dead_letters_carry_the_real_class_in_headers(settings: Settings) -> None:
