@@ -47,26 +47,21 @@ class SlowPipeline(Pipeline):
 
     log: Log
 
-    def decode(self, messages: Any) -> Any:
+    def _slow(self, what: str, first: int, step: Any, value: Any) -> Any:
         t0 = time.monotonic()
         time.sleep(STEP_S)
-        out = super().decode(messages)
-        self.log.span("decode", messages[0].offset, t0)
+        out = step(value)
+        self.log.span(what, first, t0)
         return out
+
+    def decode(self, messages: Any) -> Any:
+        return self._slow("decode", messages[0].offset, super().decode, messages)
 
     def embed(self, work: Any) -> Any:
-        t0 = time.monotonic()
-        time.sleep(STEP_S)
-        out = super().embed(work)
-        self.log.span("embed", work.messages[0].offset, t0)
-        return out
+        return self._slow("embed", work.messages[0].offset, super().embed, work)
 
     def write(self, work: Any) -> Any:
-        t0 = time.monotonic()
-        time.sleep(STEP_S)
-        out = super().write(work)
-        self.log.span("write", work.messages[0].offset, t0)
-        return out
+        return self._slow("write", work.messages[0].offset, super().write, work)
 
 
 class LoggingSource(ListSource):
