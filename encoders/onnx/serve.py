@@ -51,19 +51,22 @@ class OrtMiniLMEncoder:
         self.batch_size = batch_size
         self._lock = threading.Lock()  # the tokenizer is not safe for concurrent use
 
+    def feeds(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """The graph's inputs for one batch (also what static quantisation calibrates on)."""
+        enc = self.tokenizer.encode_batch(texts)
+        return {
+            "input_ids": np.array([e.ids for e in enc], np.int64),
+            "attention_mask": np.array([e.attention_mask for e in enc], np.int64),
+            "token_type_ids": np.array([e.type_ids for e in enc], np.int64),
+        }
+
     def _run(self, texts: list[str]) -> np.ndarray:
         """Batches of similar length (as sentence-transformers does) waste little on padding."""
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.empty((len(texts), self.dim), np.float32)
         for start in range(0, len(texts), self.batch_size):
             idx = order[start : start + self.batch_size]
-            enc = self.tokenizer.encode_batch([texts[i] for i in idx])
-            feeds = {
-                "input_ids": np.array([e.ids for e in enc], np.int64),
-                "attention_mask": np.array([e.attention_mask for e in enc], np.int64),
-                "token_type_ids": np.array([e.type_ids for e in enc], np.int64),
-            }
-            out[idx] = self.session.run(["embedding"], feeds)[0]
+            out[idx] = self.session.run(["embedding"], self.feeds([texts[i] for i in idx]))[0]
         return out
 
     def encode(self, texts: Sequence[str], kind: Kind = "passage") -> np.ndarray:

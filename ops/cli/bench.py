@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +18,28 @@ def bench_encode(ctx: typer.Context, json: Annotated[bool, typer.Option("--json"
     from vidsearch.ops.bench.encode import run
 
     report = run(state(ctx).settings, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    if json:
+        print_json(report)
+    else:
+        console.print_json(data=report)
+
+
+@app.command("text-graphs")
+def bench_text_graphs(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option("--data", help="A Tux Paint dataset folder (`vidsearch dataset tuxpaint`).")],
+    graphs: Annotated[str, typer.Option(help="Comma-separated ONNX text graphs to judge.")] = "fp32,int8_dynamic,int8_dynamic_per_tensor,int8_dynamic_ffn,int8_static",
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """ONNX text graphs against torch by the ranking users see: top-10 overlap, R@sum and cosine
+    on the validation split (where the fastest passing graph is chosen), then the test split for
+    that graph, with each graph's speedup on real captions."""
+    from vidsearch.ops.bench.text_graphs import GRAPHS, run
+
+    chosen = tuple(g.strip() for g in graphs.split(",") if g.strip())
+    if not chosen or set(chosen) - set(GRAPHS):
+        raise typer.BadParameter(f"use some of {', '.join(GRAPHS)}", param_hint="--graphs")
+    report = run(state(ctx).settings, data, chosen, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
     if json:
         print_json(report)
     else:
