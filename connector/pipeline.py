@@ -1,6 +1,7 @@
 """The shared indexing pipeline: messages -> validated events -> features -> documents -> every
-store. Sources (Kafka, files) and stores (one backend per engine) are adapters around it; the
-documents are built and written by the `DocumentWriter`, which bulk loads and re-embedding use too.
+store, in four stages (decode, embed, build, write) that the runner overlaps across batches.
+Sources (Kafka, files) and stores (one backend per engine) are adapters around it; the documents
+are built and written by the `DocumentWriter`, which bulk loads and re-embedding use too.
 
 Invariants:
 - Every exception met while one event is handled is attributed to that event and handled by
@@ -182,8 +183,8 @@ class Pipeline:
         runs outside the GIL, so the stages beside it keep their core)."""
         t0 = time.perf_counter()
         work.upserts = self._per_event(work.upserts, work.messages, work.result.dead, "text_metadata", self._metadata)
-        work.result.embed_s += time.perf_counter() - t0
-        self.metrics.stage_seconds.labels("embed").observe(time.perf_counter() - t0)
+        work.result.embed_s = time.perf_counter() - t0
+        self.metrics.stage_seconds.labels("embed").observe(work.result.embed_s)
         return work
 
     def build(self, work: Work) -> Work:
@@ -201,7 +202,7 @@ class Pipeline:
         return work
 
     def encode(self, messages: list[Message]) -> Work:
-        """Decode, embed and build one batch (what the staged runner does in three stages); raises only
+        """Decode, embed and build one batch, one stage after the other; raises only
         infrastructure and deployment errors, everything else is a dead letter in the result."""
         return self.build(self.embed(self.decode(messages)))
 

@@ -1,8 +1,9 @@
-"""The indexing loop shared by every source: poll -> stages (decode, embed, write) -> dead
-letters -> commit.
+"""The indexing loop shared by every source: poll -> stages (decode, embed, build, write) ->
+dead letters -> commit.
 
 Up to `indexer.pipeline_depth` batches are in flight at once, each in a different stage
-(`vidsearch.connector.stages`): while batch N is written, N+1 embeds and N+2 decodes. Batches
+(`vidsearch.connector.stages`): while batch N is written, N+1 is built, N+2 embedded and N+3
+decoded. Batches
 finish in order and are committed in order, each only after every store acknowledged it and its
 dead letters were delivered. With every slot taken the runner waits for the oldest batch, and
 past `keepalive_after_s` pauses the source and keeps polling it: back-pressure never buffers
