@@ -153,6 +153,30 @@ def _copy_searcher() -> Any:
     return CopySearcher
 
 
+def _reload_indexed(store: Any, timeout_s: float = 300.0) -> None:
+    """Release and load the collection once its segments' indexes are built. milvus-lite builds
+    them in the background after a flush, and a load that starts while an index file is still
+    being written fails with "File is too small"; so wait for no pending rows, and retry the
+    load a few times for what describe_index cannot see."""
+    from pymilvus.exceptions import MilvusException
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        info = store.client.describe_index(store.collection, "vec") or {}
+        if not info.get("pending_index_rows"):
+            break
+        time.sleep(0.2)
+    for attempt in range(5):
+        try:
+            store.client.release_collection(store.collection)
+            store.client.load_collection(store.collection)
+            return
+        except MilvusException:
+            if attempt == 4:
+                raise
+            time.sleep(1.0 + attempt)
+
+
 def _run_one(settings: Settings, cat: Catalogue, queries: int, index_type: str | None,
              progress: Callable[[str], None]) -> dict[str, Any]:
     from vidsearch.plugins.milvus import lite
@@ -177,8 +201,7 @@ def _run_one(settings: Settings, cat: Catalogue, queries: int, index_type: str |
             # builds them in the background, and the timings would depend on when it finishes).
             t0 = time.perf_counter()
             store.client.flush(store.collection)
-            store.client.release_collection(store.collection)
-            store.client.load_collection(store.collection)
+            _reload_indexed(store)
             index_s = time.perf_counter() - t0
             progress(f"{cat.videos} videos: flushed and indexed in {index_s:.1f}s")
 
