@@ -121,6 +121,10 @@ class EncoderSettings(_Section):
     asr_beam_size: int = 5
     ocr: bool = True
     ocr_min_score: float = 0.5
+    # Text-presence gate: the OCR detector first looks at the keyframe shrunk to this short side and
+    # only frames where it finds text get the full pass (0 = no gate). `vidsearch bench ocr` chose it.
+    ocr_gate_side: int = Field(320, ge=0)
+    ocr_gate_box_thresh: float = Field(0.3, gt=0, lt=1)
     backend: Literal["torch", "onnx"] = "torch"
     # int8 dynamic quantisation of the ONNX text graph: ~2.2-2.7x faster on 2 cores, but it moves
     # the ranking (top-10 overlap with torch ~0.9 on Tux Paint validation, `bench text-graphs`),

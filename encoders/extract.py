@@ -71,7 +71,7 @@ class FeatureExtractor:
             vision = EfficientNetLite0Encoder(cfg.threads, cfg.batch_size)
         bridge = TextBridge(text, cfg.bridge_top_k, settings.stack.cache_dir / "bridge")
         speech = WhisperSpeech(cfg.threads, cfg.asr_beam_size) if cfg.asr else None
-        ocr = RapidOcrReader(cfg.ocr_min_score) if cfg.ocr else None
+        ocr = RapidOcrReader(cfg.ocr_min_score, cfg.ocr_gate_side, cfg.ocr_gate_box_thresh) if cfg.ocr else None
         return cls(settings, text, vision, bridge, speech, ocr)
 
     def versions(self) -> dict[str, str]:

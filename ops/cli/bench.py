@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,16 +12,39 @@ from vidsearch.ops.cli.context import console, print_json, state
 app = typer.Typer(help="Benchmarks: figures measured against a baseline in the same run, printed as JSON.")
 
 
+def _progress(message: str) -> None:
+    console.print(f"[dim]{message}[/dim]")
+
+
+def _emit(report: dict[str, Any], as_json: bool) -> None:
+    """`--json` prints one plain JSON document for scripts; otherwise it is pretty-printed."""
+    if as_json:
+        print_json(report)
+    else:
+        console.print_json(data=report)
+
+
 @app.command("encode")
 def bench_encode(ctx: typer.Context, json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Per-stage ms per video on the real clips, and onnxruntime-over-torch speedups."""
     from vidsearch.ops.bench.encode import run
 
-    report = run(state(ctx).settings, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
-    if json:
-        print_json(report)
-    else:
-        console.print_json(data=report)
+    report = run(state(ctx).settings, progress=_progress)
+    _emit(report, json)
+
+
+@app.command("ocr")
+def bench_ocr(
+    ctx: typer.Context,
+    frames: Annotated[int, typer.Option(help="Keyframes with a drawn caption per split.")] = 200,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The OCR text-presence gate: its recall on keyframes with known text and the caption-word
+    recall of gated OCR against ungated (validation captions choose the gate, test captions report
+    it), and the milliseconds per plain keyframe it saves."""
+    from vidsearch.ops.bench.ocr import run
+
+    _emit(run(state(ctx).settings, frames, progress=_progress), json)
 
 
 @app.command("text-graphs")
@@ -39,11 +62,8 @@ def bench_text_graphs(
     chosen = tuple(g.strip() for g in graphs.split(",") if g.strip())
     if not chosen or set(chosen) - set(GRAPHS):
         raise typer.BadParameter(f"use some of {', '.join(GRAPHS)}", param_hint="--graphs")
-    report = run(state(ctx).settings, data, chosen, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
-    if json:
-        print_json(report)
-    else:
-        console.print_json(data=report)
+    report = run(state(ctx).settings, data, chosen, progress=_progress)
+    _emit(report, json)
 
 
 @app.command("ingest")
@@ -62,11 +82,8 @@ def bench_ingest(
     chosen = tuple(c.strip() for c in clients.split(",") if c.strip())
     if not chosen or set(chosen) - set(CLIENTS):
         raise typer.BadParameter(f"use some of {', '.join(CLIENTS)}", param_hint="--clients")
-    report = run(state(ctx).settings, events, media_rounds, progress=lambda m: console.print(f"[dim]{m}[/dim]"), clients=chosen)
-    if json:
-        print_json(report)
-    else:
-        console.print_json(data=report)
+    report = run(state(ctx).settings, events, media_rounds, progress=_progress, clients=chosen)
+    _emit(report, json)
 
 
 @app.command("query")
@@ -81,11 +98,8 @@ def bench_query(
     from vidsearch.ops.bench.query import run
 
     report = run(state(ctx).settings, tuple(int(s) for s in sizes.split(",")), queries,
-                 progress=lambda m: console.print(f"[dim]{m}[/dim]"))
-    if json:
-        print_json(report)
-    else:
-        console.print_json(data=report)
+                 progress=_progress)
+    _emit(report, json)
 
 
 @app.command("reembed")
@@ -99,11 +113,8 @@ def bench_reembed(
     re-embedding jobs with 1 and 2 Celery workers (needs the stack)."""
     from vidsearch.ops.bench.reembed import run
 
-    report = run(state(ctx).settings, videos, replicas, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
-    if json:
-        print_json(report)
-    else:
-        console.print_json(data=report)
+    report = run(state(ctx).settings, videos, replicas, progress=_progress)
+    _emit(report, json)
 
 
 @app.command("copies")
@@ -121,9 +132,6 @@ def bench_copies(
     from vidsearch.ops.bench.copies import run_copies_bench
 
     report = run_copies_bench(state(ctx).settings, tuple(int(s) for s in sizes.split(",")), frames_per_video,
-                              queries, dim, progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+                              queries, dim, progress=_progress,
                               index_type=index_type)
-    if json:
-        print_json(report)
-    else:
-        console.print_json(data=report)
+    _emit(report, json)
