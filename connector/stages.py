@@ -1,5 +1,6 @@
-"""Bounded, ordered stages: each stage of the indexing pipeline (decode, embed, write) runs on a
-thread of its own, so batch N is written while batch N+1 embeds and batch N+2 decodes.
+"""Bounded, ordered stages: each stage of the indexing pipeline (decode, embed, build, write) runs
+on a thread of its own, so batch N is written while batch N+1 is built, N+2 embedded and N+3
+decoded. (Each stage's busy time is measured by the pipeline itself, which owns the stages.)
 
 - **Order**: every stage is one thread fed by a FIFO queue, so batches leave each stage, and
   finish, in the order they were submitted; the runner commits them in that order.
@@ -53,7 +54,6 @@ class StageChain:
         if not stages:
             raise ValueError("a stage chain needs at least one stage")
         self.names = [n for n, _ in stages]
-        self.busy_s = {n: 0.0 for n in self.names}  # seconds each stage spent working
         self._queues: list[queue.Queue[tuple[InFlight, Any] | None]] = [queue.Queue() for _ in stages]
         self._threads = [threading.Thread(target=self._work, args=(i, fn), name=f"{name}-{n}", daemon=True)
                          for i, (n, fn) in enumerate(stages)]
@@ -76,14 +76,11 @@ class StageChain:
             if flight.cancel.is_set():
                 flight.future.set_exception(BatchCancelled(f"cancelled before {name}"))
                 continue
-            t0 = time.perf_counter()
             try:
                 out = fn(value)
             except BaseException as exc:  # handed to the runner, which applies the error taxonomy
                 flight.future.set_exception(exc)
                 continue
-            finally:
-                self.busy_s[name] += time.perf_counter() - t0
             if last:
                 flight.future.set_result(out)
             else:
