@@ -24,10 +24,11 @@ precomputed events produced (acks=all, until flushed) and consumed by the indexe
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 import psutil
 
@@ -67,7 +68,7 @@ def _delete_topics(s: Settings, topics: list[str]) -> None:
         fut.result(timeout=30)
 
 
-def _produce(s: Settings, payloads: list[tuple[str, bytes]]) -> float:
+def _produce(s: Settings, payloads: Iterable[tuple[str, bytes]]) -> float:
     """Seconds to produce every payload and have Kafka acknowledge it (acks=all)."""
     from vidsearch.connector.kafka.producer import make_producer
 
@@ -156,7 +157,73 @@ class CpuMeter:
                 "services_s": services, "floor_active_s": round((indexer + sum(services.values())) / cores, 2)}
 
 
-def _pipeline(settings: Settings, name: str, client: str, payloads: list[tuple[str, bytes]], text, progress: Callable[[str], None],
+class PeakMemory:
+    """Highest resident memory of the indexer (this process and its children) and of each local
+    service, sampled twice a second while the run lasts (a thread: the run itself blocks)."""
+
+    def __init__(self, settings: Settings, every_s: float = 0.5) -> None:
+        from vidsearch.ops.stack.manager import Stack
+
+        self.stack, self.every_s = Stack(settings), every_s
+        self.me = psutil.Process()
+        self.peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-memory", daemon=True)
+
+    def _sample(self) -> None:
+        try:
+            mine = sum(p.memory_info().rss for p in [self.me, *self.me.children(recursive=True)])
+        except psutil.Error:
+            mine = 0
+        now = {"indexer": mine} | {n: self.stack.process(n).rss_bytes() for n, svc in self.stack.services.items() if svc.ports()}
+        for k, v in now.items():
+            if not v:
+                continue  # a service not run by this stack (remote, or another state folder)
+            self.peak[k] = max(self.peak.get(k, 0), v)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._sample()
+
+    def __enter__(self) -> PeakMemory:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def mb(self) -> dict[str, float]:
+        return {k: round(v / 2**20, 1) for k, v in self.peak.items()}
+
+
+class Events(Protocol):
+    """What a run consumes: a list of (key, payload), or events made on the fly."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]: ...
+
+
+class SyntheticEvents:
+    """`n` precomputed-feature events made on the fly: 100k of them are ~3 GB, which a list would
+    hold in the indexer's own memory and so in its measured footprint."""
+
+    def __init__(self, n: int, prefix: str = "p") -> None:
+        self.n, self.prefix = n, prefix
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        from vidsearch.ops.bench import events as ev
+
+        return ((f"{self.prefix}{i}", ev.upsert(f"{self.prefix}{i}", 1, seed=i)) for i in range(self.n))
+
+
+def _pipeline(settings: Settings, name: str, client: str, payloads: Events, text, progress: Callable[[str], None],
               encoder_s: list[float] | None = None) -> dict[str, Any]:
     """The full indexer over `payloads` with `client`; when `encoder_s` is given (an empty
     list), first time the encode step alone into it, on the same pipeline."""
@@ -176,16 +243,23 @@ def _pipeline(settings: Settings, name: str, client: str, payloads: list[tuple[s
         encoder_s.append(time.perf_counter() - t0)
 
     progress(f"{name}: full pipeline ({client})")
+    disk0 = CpuMeter(settings).stack.disk_bytes()
     topics = _create_topics(s)
     try:
         produce_s = _produce(s, payloads)
         runner = build_runner(s, pipeline, KafkaSource(s))
         cpu = CpuMeter(settings)
         try:
-            stats = runner.run(until_idle_s=3)
+            with PeakMemory(settings) as memory:
+                stats = runner.run(until_idle_s=3)
         finally:
             runner.source.close()
         used = cpu.used()
+        for store in pipeline.writer.stores:
+            store.refresh()
+        # what the run added to each service's data folder: Kafka holds the events, the stores
+        # the documents and their indexes (as they stood when the run ended)
+        disk = {k: v - disk0.get(k, 0) for k, v in cpu.stack.disk_bytes().items()}
     finally:
         _delete_topics(s, topics)
         _drop_catalogue(pipeline)
@@ -202,6 +276,8 @@ def _pipeline(settings: Settings, name: str, client: str, payloads: list[tuple[s
         "pipeline_active_s": round(stats.active_s, 3),
         "produce_eps": round(len(payloads) / produce_s, 1),
         "cpu": used,
+        "peak_rss_mb": memory.mb(),
+        "disk_added_mb": {k: round(v / 2**20, 1) for k, v in disk.items()},
     }
 
 
@@ -234,14 +310,33 @@ def _run_case(settings: Settings, name: str, payloads: list[tuple[str, bytes]], 
         "pipeline_sink_s": main["pipeline_sink_s"],
         "pipeline_depth": main["pipeline_depth"],
         "cpu": main["cpu"],
+        "peak_rss_mb": main["peak_rss_mb"],
+        "disk_added_mb": main["disk_added_mb"],
         "pipeline_active_s": main["pipeline_active_s"],
         "kafka_client": clients[0],
         "clients": per_client,
     }
 
 
+def _scale(settings: Settings, sizes: Sequence[int], client: str, text, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The full pipeline at each catalogue size (first client only, no encoder-only pass: the
+    sizes are each other's baseline), with peak memory and the disk each service took, also per
+    100k videos."""
+    rows = []
+    for n in sizes:
+        fig = _pipeline(settings, f"scale{n}", client, SyntheticEvents(n, prefix=f"s{n}-"), text, progress)
+        per_100k = {k: round(v * 100_000 / n, 1) for k, v in fig["disk_added_mb"].items()}
+        rows.append({"events": n, "indexed": fig["indexed"], "dead": fig["dead"], "pipeline_eps": fig["pipeline_eps"],
+                     "peak_rss_mb": fig["peak_rss_mb"], "disk_added_mb": fig["disk_added_mb"],
+                     "disk_mb_per_100k": per_100k, "cpu": fig["cpu"]})
+        progress(f"scale {n}: {rows[-1]}")
+    if len(rows) > 1:
+        rows[-1]["eps_vs_smallest"] = round(rows[-1]["pipeline_eps"] / rows[0]["pipeline_eps"], 3)
+    return rows
+
+
 def run(settings: Settings, n_precomputed: int = 2000, media_rounds: int = 1, progress: Callable[[str], None] = lambda m: None,
-        clients: Sequence[str] = CLIENTS) -> dict[str, Any]:
+        clients: Sequence[str] = CLIENTS, scale: Sequence[int] = ()) -> dict[str, Any]:
     from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.ops.bench import events as ev
     from vidsearch.ops.datasets.clips import real_clips
@@ -265,4 +360,5 @@ def run(settings: Settings, n_precomputed: int = 2000, media_rounds: int = 1, pr
         "kafka_only": {c: _kafka_only(settings, c, pre, progress) for c in ordered} if pre else {},
         "precomputed": _run_case(settings, "pre", pre, text, progress, ordered),
         "real_media": _run_case(media_settings, "media", media, text, progress, ordered),
+        "scale": _scale(settings, scale, ordered[0], text, progress),
     }

@@ -1,4 +1,5 @@
-"""`vidsearch bench query`: route latencies and k-NN recall at 10k and 100k documents.
+"""`vidsearch bench query`: route latencies and k-NN recall against catalogue size (10k, 100k, 300k
+documents), index size and search-node memory, and how latency grows with size.
 
 Documents carry real Tux Paint caption text (BM25 has real words to match) and synthetic
 vectors: a caption's MiniLM embedding plus noise, so nearest neighbours are meaningful. They are
@@ -76,10 +77,11 @@ def _load(client: Any, index: str, texts: list[str], vecs: np.ndarray, progress:
     return time.perf_counter() - t0
 
 
-def run(settings: Settings, sizes: tuple[int, ...] = (10_000, 100_000), queries: int = 200,
+def run(settings: Settings, sizes: tuple[int, ...] = (10_000, 100_000, 300_000), queries: int = 200,
         progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     from vidsearch.encoders.serving import load_text_encoder
     from vidsearch.ops.datasets.stamps import stamps
+    from vidsearch.ops.stack.manager import Stack
     from vidsearch.plugins.backends import open_store
     from vidsearch.plugins.opensearch.client import make_client
     from vidsearch.plugins.retrieval.request import SearchRequest
@@ -131,8 +133,11 @@ def run(settings: Settings, sizes: tuple[int, ...] = (10_000, 100_000), queries:
                 timings["opensearch_hybrid"].append((time.perf_counter() - t) * 1000)
             routes: dict[str, dict[str, Any]] = {k: percentiles(v) for k, v in timings.items()}
             slowest = max(routes["bm25"]["p99_ms"], routes["knn"]["p99_ms"])
+            stats = client.indices.stats(index=index, metric="store,docs")["_all"]["primaries"]
             out["runs"].append({
                 "docs": n, "load_s": round(load_s, 1), "routes": routes,
+                "index_mb": round(stats["store"]["size_in_bytes"] / 2**20, 1),
+                "opensearch_rss_mb": round(Stack(settings).process("opensearch").rss_bytes() / 2**20, 1),
                 "recall_at_10": round(float(np.mean(recalls)), 4),
                 "fused_p99_over_slowest_route_p99": round(routes["fused"]["p99_ms"] / slowest, 3),
                 "targets": {"fused_p99_le_1_2x_slowest": routes["fused"]["p99_ms"] <= 1.2 * slowest,
@@ -141,4 +146,21 @@ def run(settings: Settings, sizes: tuple[int, ...] = (10_000, 100_000), queries:
             progress(f"{n}: {out['runs'][-1]}")
         finally:
             client.indices.delete(index=index, ignore_unavailable=True)
+    out["growth"] = growth(out["runs"])
     return out
+
+
+def growth(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """How latency grows with the catalogue: per route, the exponent b of p50 ~ a * docs^b fitted
+    over the sizes run (log-log least squares; 0 = flat, 1 = linear), and which route the fused
+    query waits on (the slower of bm25 and knn at the largest size: they run concurrently)."""
+    if len(runs) < 2:
+        return {}
+    docs = np.log([r["docs"] for r in runs])
+    exponents = {}
+    for route in runs[0]["routes"]:
+        p50 = np.log([max(r["routes"][route]["p50_ms"], 1e-3) for r in runs])
+        exponents[route] = round(float(np.polyfit(docs, p50, 1)[0]), 3)
+    last = runs[-1]["routes"]
+    return {"p50_exponent": exponents, "fused_waits_on": max(("bm25", "knn"), key=lambda r: last[r]["p50_ms"]),
+            "index_mb_per_100k_docs": round(runs[-1]["index_mb"] * 100_000 / runs[-1]["docs"], 1)}

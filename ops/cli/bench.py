@@ -72,24 +72,33 @@ def bench_ingest(
     events: Annotated[int, typer.Option(help="Precomputed-feature events.")] = 2000,
     media_rounds: Annotated[int, typer.Option(help="Times each real clip is sent as a media event.")] = 1,
     clients: Annotated[str, typer.Option(help="Comma-separated Kafka clients to measure (confluent, kafka-python).")] = "confluent,kafka-python",
+    scale: Annotated[str, typer.Option(help="Comma-separated catalogue sizes (e.g. 10000,100000): the full pipeline at each, "
+                                                "with peak memory and disk per service.")] = "",
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Pipeline (Kafka + OpenSearch + Milvus) throughput against the encoders alone, same events,
     same run, once per Kafka client (plus the clients alone: produce, consume and commit); needs
-    the stack (`vidsearch stack up`)."""
+    the stack (`vidsearch stack up`). `--events 0 --media-rounds 0 --scale 10000,100000` runs only
+    the cost-against-size rows."""
     from vidsearch.ops.bench.ingest import CLIENTS, run
 
     chosen = tuple(c.strip() for c in clients.split(",") if c.strip())
     if not chosen or set(chosen) - set(CLIENTS):
         raise typer.BadParameter(f"use some of {', '.join(CLIENTS)}", param_hint="--clients")
-    report = run(state(ctx).settings, events, media_rounds, progress=_progress, clients=chosen)
+    try:
+        sizes = tuple(int(x) for x in scale.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter("comma-separated positive integers", param_hint="--scale") from None
+    if any(n <= 0 for n in sizes):
+        raise typer.BadParameter("comma-separated positive integers", param_hint="--scale")
+    report = run(state(ctx).settings, events, media_rounds, progress=_progress, clients=chosen, scale=sizes)
     _emit(report, json)
 
 
 @app.command("query")
 def bench_query(
     ctx: typer.Context,
-    sizes: Annotated[str, typer.Option(help="Comma-separated catalogue sizes.")] = "10000,100000",
+    sizes: Annotated[str, typer.Option(help="Comma-separated catalogue sizes.")] = "10000,100000,300000",
     queries: Annotated[int, typer.Option(help="Queries per size.")] = 200,
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

@@ -8,9 +8,11 @@ message naming the holder instead of a service crashing half-way through its boo
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from vidsearch.core.settings import Settings
@@ -154,6 +156,16 @@ class Stack:
     def rss_bytes(self) -> int:
         return sum(self.process(name).rss_bytes() for name in self.services)
 
+    def disk_bytes(self) -> dict[str, int]:
+        """Bytes in each service's `data` folder (logs and configuration left out): benchmarks take
+        the difference over a run to show how much disk a catalogue of that size holds."""
+        out: dict[str, int] = {}
+        for name in self.services:
+            data = self.settings.stack.state_dir / name / "data"
+            if data.is_dir():  # a service this stack does not run here has no folder to count
+                out[name] = _tree_bytes(data)
+        return out
+
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds used so far by each service that runs as a process of its own."""
         return {name: self.process(name).cpu_seconds() for name, svc in self.services.items() if svc.ports()}
@@ -162,3 +174,16 @@ class Stack:
         if name not in self.services:
             raise StackError(name, f"not a service of this stack ({', '.join(self.services)})")
         return self.process(name).tail(lines)
+
+
+def _tree_bytes(root: Path) -> int:
+    """Sum of file sizes under `root`; files a running service deletes meanwhile (merged segments,
+    rolled logs) are skipped rather than failing the count."""
+    total = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(folder, name), follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total

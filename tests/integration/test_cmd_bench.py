@@ -19,15 +19,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.models, pytest.mark.slow]
 # Benchmarks name what they create themselves (a random tag, not from the settings), and other
 # sessions may run them at the same time: a test finds its own tags from what the run left in its
 # own state/cache folders or printed, and only ever looks at (and drops) those.
-BENCH_TAG = re.compile(r"bench_(?:pre|media|reembed|kafka)(?:_cf|_kp)?_[0-9a-f]{6}")
+BENCH_TAG = re.compile(r"bench_(?:pre|media|reembed|kafka|scale\d+)(?:_cf|_kp)?_[0-9a-f]{6}")
 QUERY_INDEX = re.compile(r"into (vidsearch-bench-\d+-[0-9a-f]{6})")
 
 
 def test_bench_help_lists_every_benchmark(tmp_path: Path) -> None:
     result = cli({"VIDSEARCH_STACK__STATE_DIR": str(tmp_path)}, "bench", "--help")
     assert result.exit_code == 0
-    listed = set(re.findall(r"│ (\w+) ", result.stdout))
-    assert {"encode", "ingest", "query", "reembed"} <= listed, result.stdout
+    listed = set(re.findall(r"│ ([\w-]+) ", result.stdout))
+    assert {"encode", "ocr", "text-graphs", "ingest", "query", "reembed", "copies"} <= listed, result.stdout
 
 
 @pytest.fixture
@@ -53,28 +53,35 @@ def _tags_under(folder: Path) -> set[str]:
 
 
 def test_bench_query_reports_latencies_and_recall_and_drops_its_index(bench_env: dict[str, str], bench_tags: set[str]) -> None:
-    result = cli(bench_env, "bench", "query", "--sizes", "300", "--queries", "25", "--json")
-    bench_tags.update(QUERY_INDEX.findall(result.stderr))  # its progress names the index it loads
+    result = cli(bench_env, "bench", "query", "--sizes", "300,600", "--queries", "25", "--json")
+    bench_tags.update(QUERY_INDEX.findall(result.stderr))  # its progress names the indices it loads
     assert result.exit_code == 0, describe(result)
-    assert len(bench_tags) == 1, result.stderr
+    assert len(bench_tags) == 2, result.stderr
     report = json.loads(result.stdout)
     assert report["queries"] == 25 and report["query_encode_ms_mean"] > 0
-    [run] = report["runs"]
-    assert run["docs"] == 300 and run["load_s"] >= 0
-    for route in ("bm25", "knn", "fused", "opensearch_hybrid"):
-        p = run["routes"][route]
-        assert 0 < p["p50_ms"] <= p["p95_ms"] <= p["p99_ms"], (route, p)
-    assert 0.9 <= run["recall_at_10"] <= 1.0  # HNSW on 300 vectors is all but exact
-    assert run["fused_p99_over_slowest_route_p99"] > 0
-    assert run["targets"]["recall_at_10_ge_0_95"] == (run["recall_at_10"] >= 0.95)
-    assert set(run["targets"]) == {"fused_p99_le_1_2x_slowest", "recall_at_10_ge_0_95"}
+    assert [r["docs"] for r in report["runs"]] == [300, 600]
+    for run in report["runs"]:
+        assert run["load_s"] >= 0
+        for route in ("bm25", "knn", "fused", "opensearch_hybrid"):
+            p = run["routes"][route]
+            assert 0 < p["p50_ms"] <= p["p95_ms"] <= p["p99_ms"], (route, p)
+        assert 0.9 <= run["recall_at_10"] <= 1.0  # HNSW on a few hundred vectors is all but exact
+        assert run["fused_p99_over_slowest_route_p99"] > 0
+        assert run["targets"]["recall_at_10_ge_0_95"] == (run["recall_at_10"] >= 0.95)
+        assert set(run["targets"]) == {"fused_p99_le_1_2x_slowest", "recall_at_10_ge_0_95"}
+    small, large = report["runs"]
+    assert 0 < small["index_mb"] < large["index_mb"], "twice the documents take more disk"
+    growth = report["growth"]  # how p50 grows with size, fitted over the two sizes
+    assert set(growth["p50_exponent"]) == {"bm25", "knn", "fused", "opensearch_hybrid"}
+    assert growth["fused_waits_on"] in ("bm25", "knn")
+    assert growth["index_mb_per_100k_docs"] == pytest.approx(large["index_mb"] * 100_000 / 600, abs=0.1)
     assert leftovers(settings_for(bench_env), bench_tags) == {}, "bench query left its index behind"
 
 
 def test_bench_ingest_reports_pipeline_against_encoder_throughput(bench_env: dict[str, str], bench_tags: set[str]) -> None:
     # precomputed-feature events only: real media would decode and encode each clip once per
     # Kafka client measured (the media path has its own indexer tests)
-    result = cli(bench_env, "bench", "ingest", "--events", "30", "--media-rounds", "0", "--json")
+    result = cli(bench_env, "bench", "ingest", "--events", "30", "--media-rounds", "0", "--scale", "40", "--json")
     bench_tags.update(_tags_under(Path(bench_env["VIDSEARCH_STACK__STATE_DIR"]) / "bench-features"))
     assert result.exit_code == 0, describe(result)
     report = json.loads(result.stdout)
@@ -95,9 +102,15 @@ def test_bench_ingest_reports_pipeline_against_encoder_throughput(bench_env: dic
     assert cpu["indexer_s"] > 0 and {"kafka", "opensearch", "milvus"} <= set(cpu["services_s"]), cpu
     assert 0 < cpu["floor_active_s"] and cpu["floor_overhead"] is not None
     assert report["real_media"]["events"] == 0  # no media rounds: the case is empty, not a crash
+    assert pre["peak_rss_mb"]["indexer"] > 0
+    [row] = report["scale"]  # the cost-against-size row: its own catalogue, events made on the fly
+    assert row["events"] == row["indexed"] == 40 and row["dead"] == 0 and row["pipeline_eps"] > 0
+    assert row["peak_rss_mb"]["indexer"] > 0
+    # this test's own state folder holds no service: their memory and disk are not guessed at
+    assert set(row["peak_rss_mb"]) == {"indexer"} and row["disk_added_mb"] == {} == row["disk_mb_per_100k"]
     # a catalogue per Kafka client measured, each with its own topics, which the benchmark
     # deletes; their indices and collections are dropped by the fixture
-    assert bench_tags and {t.split("_")[1] for t in bench_tags} == {"pre"}, bench_tags
+    assert bench_tags and {t.split("_")[1] for t in bench_tags} == {"pre", "scale40"}, bench_tags
     s = settings_for(bench_env)  # Kafka lists a deleted topic for a moment: give it a few seconds
     wait_for(lambda: not any(k.startswith("kafka") for k in leftovers(s, bench_tags)), 20, "the topics to be deleted")
 

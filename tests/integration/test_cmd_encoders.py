@@ -89,6 +89,7 @@ def test_bench_encode_prints_its_documented_figures(onnx_env) -> None:  # noqa: 
     stages = report["stages"]
     assert stages["decode"]["total_ms"] > 0 and stages["vision"]["total_ms"] > 0
     assert stages["asr"]["total_ms"] == 0 and stages["ocr"]["total_ms"] == 0  # switched off for this run
+    assert report["asr"] == {"speech": {"clips": 0, "p50_ms": None, "total_ms": 0.0}, "no_speech": {"clips": 0, "p50_ms": None, "total_ms": 0.0}}
     assert report["per_video_ms"]["total"] >= report["per_video_ms"]["p50"] > 0
     assert report["texts"] == 256 and report["text_batch"] == 32
     assert report["torch_text_per_s"] > 0 and report["ort_text_per_s"] > 0
