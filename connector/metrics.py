@@ -1,4 +1,7 @@
-"""Prometheus metrics of the indexer (events in/out, DLQ, lag, per-stage latency)."""
+"""Prometheus metrics of the indexer (events in/out, DLQ, consumer lag, per-stage latency, pauses).
+
+The runner sets the lag gauge every `indexer.status_interval_s` from the source (end offsets
+against what this process committed); docs/operations.md says what each metric means."""
 
 from __future__ import annotations
 

@@ -96,6 +96,8 @@ class Runner:
         self._window: deque[tuple[float, int]] = deque(maxlen=64)
         self._last_status = 0.0
         self._first_batch: float | None = None
+        self._outages = 0  # infrastructure errors since the last commit
+        self._last_lag = 0.0
 
     def _await(self, future: Future[BatchResult]) -> BatchResult:
         """Wait for the batch; past `keepalive_after_s`, pause the source and keep polling it."""
@@ -157,16 +159,27 @@ class Runner:
         self.stats.pauses += 1
         self.pipeline.metrics.paused.set(1)
         log.warning("service unavailable, source paused error_class=%s error=%s", type(exc).__name__, exc)
+        self._outages += 1
+        if self._outages > 1:
+            # The probe asks the video stores only; what else can fail (the dead-letter producer,
+            # Kafka commits, the feature store, the model registry) looks healthy at once. Repeated
+            # outages with no commit in between therefore wait 2, 4, ... 30 s before the probe
+            # rather than spinning on the same batch.
+            self._keepalive_for(min(self.backoff_s * 2 ** (self._outages - 2), 30.0))
         delay = self.backoff_s
         while not self.stop.is_set():
             if all(self.pipeline.writer.healthy().values()):
                 break
-            deadline = time.monotonic() + delay
-            while time.monotonic() < deadline and not self.stop.is_set():
-                self.source.keepalive(min(0.5, max(0.0, deadline - time.monotonic())))
+            self._keepalive_for(delay)
             delay = min(delay * 2, 30.0)
         self.pipeline.metrics.paused.set(0)
         log.info("services healthy again, resuming")
+
+    def _keepalive_for(self, seconds: float) -> None:
+        """Wait, polling the paused source so the consumer keeps its group membership."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.stop.is_set():
+            self.source.keepalive(min(0.5, max(0.0, deadline - time.monotonic())))
 
     def _submit(self, batch: list[Message]) -> None:
         if self._chain is None:
@@ -187,6 +200,7 @@ class Runner:
             result = self._isolate(batch, exc)
         self.source.dead_letter(result.dead)
         self.source.commit(batch)
+        self._outages = 0
         self._inflight.popleft()
         self.pipeline.metrics.in_flight.set(len(self._inflight))
         self._account(batch, result)
@@ -296,7 +310,9 @@ class Runner:
                 elif self.source.exhausted() or (until_idle_s is not None and time.monotonic() - idle_since > until_idle_s):
                     break
                 self._write_status()
+                self._observe_lag()
             self.drain()
+            self._observe_lag(force=True)
         finally:
             self.close()
             self.stats.wall_s = time.monotonic() - t0
@@ -308,6 +324,20 @@ class Runner:
             return 0.0
         (t_a, n_a), (t_b, n_b) = self._window[0], self._window[-1]
         return (n_b - n_a) / (t_b - t_a) if t_b > t_a else 0.0
+
+    def _observe_lag(self, force: bool = False) -> None:
+        """`vidsearch_consumer_lag` per partition, every `status_interval_s` (it asks the brokers)."""
+        if not force and time.monotonic() - self._last_lag < self.status_interval_s:
+            return
+        self._last_lag = time.monotonic()
+        lag = getattr(self.source, "lag", None)
+        if lag is None:
+            return
+        try:
+            for partition, behind in lag().items():
+                self.pipeline.metrics.lag.labels(partition=partition).set(behind)
+        except Exception as exc:  # noqa: BLE001 - a gauge must never stop indexing; brokers may be down
+            log.debug("consumer lag not available error_class=%s error=%s", type(exc).__name__, exc)
 
     def _write_status(self, force: bool = False) -> None:
         if self.status_file is None or (not force and time.monotonic() - self._last_status < self.status_interval_s):

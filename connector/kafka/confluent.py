@@ -168,5 +168,12 @@ class ConfluentSource(KafkaSource):
     def _resume_partitions(self, parts: list[Partition]) -> None:
         self.consumer.resume([TopicPartition(t, p) for t, p in parts])
 
+    def _end_offsets(self, parts: list[Partition]) -> dict[Partition, int]:
+        return {tp: self.consumer.get_watermark_offsets(TopicPartition(*tp), timeout=2.0, cached=False)[1] for tp in parts}
+
+    def _position(self, tp: Partition) -> int | None:
+        [pos] = self.consumer.position([TopicPartition(*tp)])
+        return pos.offset if pos.offset >= 0 else None  # OFFSET_INVALID (-1001) before the first fetch
+
     def _close(self) -> None:
         self.consumer.close()

@@ -196,5 +196,13 @@ class KafkaPythonSource(KafkaSource):
             except KeyError:
                 pass
 
+    def _end_offsets(self, parts: list[Partition]) -> dict[Partition, int]:
+        ends = self.consumer.end_offsets([TopicPartition(*tp) for tp in parts], timeout_ms=2000)
+        return {(tp.topic, tp.partition): int(o) for tp, o in ends.items()}
+
+    def _position(self, tp: Partition) -> int | None:
+        pos = self.consumer.position(TopicPartition(*tp), timeout_ms=2000)
+        return None if pos is None else int(pos)
+
     def _close(self) -> None:
         self.consumer.close(autocommit=False)

@@ -88,6 +88,10 @@ class FileSource:
     def exhausted(self) -> bool:
         return self.position >= len(self.lines)
 
+    def lag(self) -> dict[str, int]:
+        """Events of the file not yet committed (one partition, "0")."""
+        return {"0": len(self.lines) - self.committed}
+
     def status(self) -> dict[str, Any]:
         return {"path": str(self.path), "committed": self.committed, "total": len(self.lines), "dlq_file": str(self.dlq_file)}
 

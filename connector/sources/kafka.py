@@ -71,6 +71,7 @@ class KafkaSource:
         self.assigned: frozenset[Partition] = frozenset()
         self._paused = False
         self.revocations = 0  # partitions taken away (rebalance or eviction), for status and tests
+        self._committed: dict[Partition, int] = {}  # last offset this process committed, for lag
         self.producer = make_producer(settings.kafka)
         try:
             self._open(settings)
@@ -88,6 +89,8 @@ class KafkaSource:
 
     def _revoked_now(self, parts: list[Partition]) -> None:
         self.assigned = self.assigned - set(parts)
+        for tp in parts:
+            self._committed.pop(tp, None)
         self.revocations += len(parts)
         if parts:
             log.info("partitions revoked client=%s partitions=%s", self.client, sorted(p for _, p in parts))
@@ -106,6 +109,24 @@ class KafkaSource:
         offsets = {tp: hi + 1 for tp, (_, hi) in _spans(batch).items() if tp in assigned}
         if offsets:
             self._commit(offsets)
+            self._committed.update(offsets)
+
+    def lag(self) -> dict[str, int]:
+        """Messages behind the end of each assigned partition, counted from the last offset this
+        process committed there (before its first commit, from the consumer's position). Asks
+        the brokers for the end offsets: call it every few seconds, not per batch."""
+        parts = sorted(self.assigned)
+        if not parts:
+            return {}
+        ends = self._end_offsets(parts)
+        out: dict[str, int] = {}
+        for tp in parts:
+            done = self._committed.get(tp)
+            if done is None:
+                done = self._position(tp)
+            if tp in ends and done is not None:
+                out[str(tp[1])] = max(0, ends[tp] - done)
+        return out
 
     def rewind(self, batch: list[Message]) -> None:
         assigned = self.assigned
@@ -184,6 +205,13 @@ class KafkaSource:
         raise NotImplementedError
 
     def _resume_partitions(self, parts: list[Partition]) -> None:
+        raise NotImplementedError
+
+    def _end_offsets(self, parts: list[Partition]) -> dict[Partition, int]:
+        raise NotImplementedError
+
+    def _position(self, tp: Partition) -> int | None:
+        """The next offset the consumer will read, or None while it has none."""
         raise NotImplementedError
 
     def _close(self) -> None:

@@ -4,11 +4,34 @@ starting (or an alias swap) reaches running indexers within a batch or two witho
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
+from vidsearch.core.errors import StoreUnavailableError
 from vidsearch.core.settings import Settings
 from vidsearch.ops.registry.registry import ModelRegistry
 
 ROUTING_TTL_S = 1.0
+T = TypeVar("T")
+
+
+class RegistryUnavailableError(StoreUnavailableError):
+    """Redis (the model registry) did not answer: an outage, so the indexer pauses and retries;
+    the events are not at fault and must not be dead-lettered."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("registry", message)
+
+
+def _asking_redis(fn: Callable[[], T]) -> T:
+    """`fn()`, with Redis's connection and timeout errors raised as an outage. Other Redis errors
+    (a wrong type, a refused command) are a broken deployment and pass through unchanged."""
+    import redis
+
+    try:
+        return fn()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise RegistryUnavailableError(f"{type(exc).__name__}: {exc}") from exc
 
 
 class CachedVersions:
@@ -20,10 +43,9 @@ class CachedVersions:
     def __call__(self) -> list[str]:
         now = time.monotonic()
         if not self._value or now - self._at > self.ttl_s:
-            self._value = self.registry.write_versions()
+            self._value = _asking_redis(self.registry.write_versions)
             self._at = now
         return self._value
-
 
 
 def registry_routing(settings: Settings):  # -> (VersionSource, ModelSource)
@@ -34,6 +56,6 @@ def registry_routing(settings: Settings):  # -> (VersionSource, ModelSource)
     versions = CachedVersions(registry)
 
     def model():  # noqa: ANN202
-        return [(v, embedder_for(registry.get(v))) for v in versions()]
+        return [(v, embedder_for(_asking_redis(lambda v=v: registry.get(v)))) for v in versions()]
 
     return versions, model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 import urllib.request
@@ -200,3 +201,6 @@ def test_metrics_endpoint(stack, settings: Settings, unique_name: str, tmp_path:
     assert "vidsearch_events_in_total 2.0" in body
     assert 'vidsearch_events_out_total{outcome="indexed"} 1.0' in body
     assert 'vidsearch_dlq_total{stage="parse"} 1.0' in body
+    # every partition of the topic was drained and committed: nothing behind on any of them
+    lags = re.findall(r'vidsearch_consumer_lag\{partition="(\d+)"\} (\S+)', body)
+    assert lags and {float(v) for _, v in lags} == {0.0}, body

@@ -147,6 +147,58 @@ def test_a_store_outage_commits_nothing_past_the_failed_batch_and_replays_everyt
     assert set(a.docs) == {f"v{i}" for i in range(10)} and source.committed == 10
 
 
+def test_repeated_outages_the_probe_cannot_see_back_off_instead_of_spinning() -> None:
+    """The dead-letter producer, Kafka commits, the feature store or the registry can fail while
+    every store answers its probe: each further outage before a commit waits longer."""
+    a = MemorySink("a")
+    p, source, log = _setup([a], n=4)
+    real_write = a.write
+    attempts: list[float] = []
+
+    def write(version: str, ops: list) -> Any:
+        if any(op.video_id == "v0" for op in ops):
+            attempts.append(time.monotonic())
+            if len(attempts) <= 3:  # three outages in a row on the first batch, then it works
+                raise StoreUnavailableError("registry", "connection refused")
+        return real_write(version, ops)
+
+    a.write = write  # type: ignore[method-assign]
+    keepalive_s: list[float] = []
+    real_keepalive = source.keepalive
+
+    def keepalive(timeout_s: float) -> None:
+        keepalive_s.append(timeout_s)
+        time.sleep(timeout_s)
+        real_keepalive(timeout_s)
+
+    source.keepalive = keepalive  # type: ignore[method-assign]
+    stats = Runner(p, source, batch_max=2, batch_max_s=0.01, backoff_s=0.05, depth=1).run()
+    assert stats.pauses == 3 and len(attempts) == 4
+    assert set(a.docs) == {"v0", "v1", "v2", "v3"} and source.commit_calls == [0, 2]
+    # first outage: the probe passes at once, nothing waited; then 0.05 s, then 0.1 s, kept alive
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert gaps[1] >= 0.05 and gaps[2] >= 0.1
+    assert sum(keepalive_s) == pytest.approx(0.15, abs=0.02), keepalive_s
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_the_lag_gauge_follows_the_source_and_a_failing_lag_never_stops_indexing(broken: bool) -> None:
+    p, source, _ = _setup([MemorySink("a")], n=6)
+    calls: list[int] = []
+
+    def lag() -> dict[str, int]:
+        calls.append(source.committed)
+        if broken:
+            raise ConnectionError("brokers unreachable")
+        return {"0": 6 - source.committed}
+
+    source.lag = lag  # type: ignore[attr-defined]
+    stats = Runner(p, source, batch_max=2, batch_max_s=0.01, depth=2, status_interval_s=0.0).run()
+    assert stats.indexed == 6 and source.committed == 6 and calls
+    value = p.metrics.registry.get_sample_value("vidsearch_consumer_lag", {"partition": "0"})
+    assert value == (None if broken else 0.0)  # the last reading, after the drain
+
+
 def test_a_deployment_error_in_a_later_stage_stops_without_committing_it() -> None:
     class Broken(SlowPipeline):
         def embed(self, work: Any) -> Any:
