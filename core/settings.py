@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -51,6 +51,20 @@ class KafkaSettings(_Section):
     # Which Python client talks to Kafka: the librdkafka binding (default: measured faster, see
     # docs/architecture.md "Kafka clients") or pure-Python kafka-python (no native library).
     client: Literal["confluent", "kafka-python"] = "confluent"
+    # Topics the indexer creates at start-up when missing (events, dead letters, copy events);
+    # existing topics are never altered. In production: replication 3, min.insync.replicas 2
+    # (docs/operations.md); the producers already use acks=all with idempotence.
+    create_topics: bool = True
+    topic_partitions: int = Field(3, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    min_insync_replicas: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _isr_within_replicas(self) -> KafkaSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(f"kafka.min_insync_replicas ({self.min_insync_replicas}) cannot exceed "
+                             f"kafka.replication_factor ({self.replication_factor}): no write could ever be acknowledged")
+        return self
 
 
 class OpenSearchSettings(_Section):
@@ -60,6 +74,11 @@ class OpenSearchSettings(_Section):
     verify_certs: bool = True
     ca_certs: Path | None = None
     timeout_s: float = 30.0
+    # Replicas of each index vidsearch creates (existing indices keep theirs), and how many shard
+    # copies must be active before a `_bulk` write proceeds ("1": the primary; "all"; or a number).
+    # On a cluster: 1 replica, so a lost data node's primaries are promoted instead of lost.
+    number_of_replicas: int = Field(0, ge=0)
+    wait_for_active_shards: str = Field("1", pattern=r"^(all|[1-9][0-9]*)$")
     # One `_bulk` request carries at most this many bytes (a batch is split across requests);
     # far under OpenSearch's default http.max_content_length of 100 MB. A single document
     # larger than this is dead-lettered.

@@ -18,8 +18,11 @@ dlq_app = typer.Typer(help="Dead-letter topic tools.")
 
 def _source(settings, spec: str, group: str | None, restart: bool):  # -> Source
     if spec == "kafka":
+        from vidsearch.connector.kafka.topics import ensure_topics
         from vidsearch.connector.sources.kafka import KafkaSource
 
+        if settings.kafka.create_topics:
+            ensure_topics(settings)
         return KafkaSource(settings, group_id=group)
     if spec.startswith("file:"):
         from vidsearch.connector.sources.file import FileSource

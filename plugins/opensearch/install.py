@@ -35,15 +35,17 @@ def template_name(prefix: str) -> str:
     return f"{prefix}-template"
 
 
-def install_template(client: OpenSearch, prefix: str) -> str:
+def install_template(client: OpenSearch, prefix: str, replicas: int = 0) -> str:
     name = template_name(prefix)
     body = {"index_patterns": [f"{prefix}-*"], "version": TEMPLATE_VERSION, "priority": 100,
-            "template": mapping(), "_meta": {"managed_by": "vidsearch", "template_version": TEMPLATE_VERSION}}
+            "template": mapping(replicas), "_meta": {"managed_by": "vidsearch", "template_version": TEMPLATE_VERSION}}
     try:
-        current = client.indices.get_index_template(name=name)["index_templates"][0]["index_template"].get("version")
+        have = client.indices.get_index_template(name=name)["index_templates"][0]["index_template"]
+        current = have.get("version")
+        have_replicas = str(have.get("template", {}).get("settings", {}).get("index", {}).get("number_of_replicas"))
     except NotFoundError:
-        current = None
-    if current == TEMPLATE_VERSION:
+        current, have_replicas = None, None
+    if current == TEMPLATE_VERSION and have_replicas == str(replicas):
         return "unchanged"
     client.indices.put_index_template(name=name, body=body)
     return "created" if current is None else f"updated from {current}"
@@ -72,10 +74,10 @@ def install_pipelines(client: OpenSearch) -> dict[str, str]:
     return report
 
 
-def install(client: OpenSearch, prefix: str, model_version: str) -> dict[str, Any]:
-    template = install_template(client, prefix)
+def install(client: OpenSearch, prefix: str, model_version: str, replicas: int = 0) -> dict[str, Any]:
+    template = install_template(client, prefix, replicas)
     pipelines = install_pipelines(client)
     index = index_name(prefix, model_version)
-    ensure_index(client, index, prefix)
+    ensure_index(client, index, prefix, replicas)
     aliases = client.indices.get_alias(name=prefix)
     return {"template": template, "pipelines": pipelines, "index": index, "alias": {prefix: sorted(aliases)}}

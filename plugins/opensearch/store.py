@@ -76,7 +76,7 @@ class OpenSearchVideoStore:
 
     def ensure(self, version: str, *, alias: bool = False) -> None:
         index = self.physical(version)
-        ensure_index(self.client, index, self.alias if alias else None)
+        ensure_index(self.client, index, self.alias if alias else None, self.settings.opensearch.number_of_replicas)
         self._ensured.add(index)
 
     def exists(self, version: str) -> bool:
@@ -88,7 +88,7 @@ class OpenSearchVideoStore:
         self._ensured.discard(index)
 
     def install(self, version: str) -> dict[str, Any]:
-        report = installer.install(self.client, self.alias, version)
+        report = installer.install(self.client, self.alias, version, self.settings.opensearch.number_of_replicas)
         self._ensured.add(self.physical(version))
         return report
 
@@ -113,7 +113,8 @@ class OpenSearchVideoStore:
             retry: dict[str, Operation] = {}
             for a, b in plan_bulk([len(unit) for _, unit in units], budget):
                 try:
-                    resp = self.client.bulk(body=b"".join(unit for _, unit in units[a:b]), request_timeout=self.timeout_s)
+                    resp = self.client.bulk(body=b"".join(unit for _, unit in units[a:b]), request_timeout=self.timeout_s,
+                                            wait_for_active_shards=self.settings.opensearch.wait_for_active_shards)
                 except Exception:
                     # This request and the later ones are unacknowledged; the earlier ones are done.
                     pending = list({**retry, **{op.video_id: op for op, _ in units[a:]}}.values())

@@ -34,12 +34,14 @@ ADDED_FIELDS: dict[str, Any] = {
 }
 
 
-def mapping() -> dict[str, Any]:
+def mapping(replicas: int = 0) -> dict[str, Any]:
+    """The index body; `replicas` is `opensearch.number_of_replicas` (0 on one node; 1 or more on a
+    cluster, so a lost data node's shards are promoted rather than lost)."""
     vectors = {f"vec_{name}": {"type": "knn_vector", "dimension": DIM, "method": KNN_METHOD} for name in VECTOR_FIELDS}
     vectors["vec_ncl"] = {"type": "knn_vector", "dimension": DIM + 1, "method": NCL_METHOD}
     return {
         "settings": {
-            "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
+            "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": replicas, "refresh_interval": "1s"},
             # Keep delete tombstones (with their external versions) for a day, so an older
             # upsert replayed after a delete cannot resurrect the video.
             "index.gc_deletes": "24h",
@@ -73,12 +75,13 @@ def mapping() -> dict[str, Any]:
     }
 
 
-def ensure_index(client: OpenSearch, index: str, alias: str | None) -> None:
+def ensure_index(client: OpenSearch, index: str, alias: str | None, replicas: int = 0) -> None:
     """Create `index` if missing; point `alias` at it only if the alias does not exist yet (an
-    existing alias is moved by the blue/green swap, never by a consumer starting up)."""
+    existing alias is moved by the blue/green swap, never by a consumer starting up). An existing
+    index keeps its replica count: changing it is an operator's `_settings` call."""
     if not client.indices.exists(index=index):
         try:
-            client.indices.create(index=index, body=mapping())
+            client.indices.create(index=index, body=mapping(replicas))
         except RequestError as exc:
             if "resource_already_exists_exception" not in str(exc):
                 raise
