@@ -500,7 +500,8 @@ class _FakeBulkClient:
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
 
-    def bulk(self, body: bytes, request_timeout: float) -> dict[str, Any]:
+    def bulk(self, body: bytes, request_timeout: float, wait_for_active_shards: str) -> dict[str, Any]:
+        assert wait_for_active_shards == "1"  # opensearch.wait_for_active_shards, passed on every write
         self.bodies.append(body)
         lines = [json.loads(x) for x in body.decode().splitlines()]
         items = []

@@ -153,7 +153,8 @@ class _FakeBulkClient:
         self.bodies: list[bytes] = []
         self.status = status or {}
 
-    def bulk(self, body: bytes, request_timeout: float) -> dict[str, Any]:
+    def bulk(self, body: bytes, request_timeout: float, wait_for_active_shards: str) -> dict[str, Any]:
+        assert wait_for_active_shards == "1"  # opensearch.wait_for_active_shards, passed on every write
         self.bodies.append(body)
         items = []
         for line in (json.loads(x) for x in body.decode().splitlines()):
