@@ -64,7 +64,7 @@ class RapidOcrReader:
 
     name = "rapidocr"
 
-    def __init__(self, min_score: float = 0.5, gate_side: int = 256, gate_box_thresh: float = 0.3) -> None:
+    def __init__(self, min_score: float = 0.5, gate_side: int = 320, gate_box_thresh: float = 0.3) -> None:
         try:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as exc:

@@ -230,6 +230,7 @@ def _pipeline(settings: Settings, name: str, client: str, payloads: Events, text
     from vidsearch.connector.app import build_pipeline, build_runner, make_writer
     from vidsearch.connector.messages import Message
     from vidsearch.connector.sources.kafka import KafkaSource
+    from vidsearch.ops.stack.manager import Stack
 
     s = _for_client(settings, client, f"bench_{name}_{_SHORT[client]}_{uuid.uuid4().hex[:6]}")
     pipeline = build_pipeline(s, make_writer(s), text=text)
@@ -243,7 +244,8 @@ def _pipeline(settings: Settings, name: str, client: str, payloads: Events, text
         encoder_s.append(time.perf_counter() - t0)
 
     progress(f"{name}: full pipeline ({client})")
-    disk0 = CpuMeter(settings).stack.disk_bytes()
+    stack = Stack(settings)
+    disk0 = stack.disk_bytes()
     topics = _create_topics(s)
     try:
         produce_s = _produce(s, payloads)
@@ -259,7 +261,7 @@ def _pipeline(settings: Settings, name: str, client: str, payloads: Events, text
             store.refresh()
         # what the run added to each service's data folder: Kafka holds the events, the stores
         # the documents and their indexes (as they stood when the run ended)
-        disk = {k: v - disk0.get(k, 0) for k, v in cpu.stack.disk_bytes().items()}
+        disk = {k: v - disk0.get(k, 0) for k, v in stack.disk_bytes().items()}
     finally:
         _delete_topics(s, topics)
         _drop_catalogue(pipeline)
