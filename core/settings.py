@@ -68,6 +68,8 @@ class KafkaSettings(_Section):
 
 
 class OpenSearchSettings(_Section):
+    # One node's URL, or every node's, comma-separated: the client spreads requests over the
+    # nodes it knows and retries a request on another one when a node stops answering.
     url: str = "http://127.0.0.1:9200"
     username: str | None = None
     password: SecretStr | None = None
@@ -78,11 +80,19 @@ class OpenSearchSettings(_Section):
     # copies must be active before a `_bulk` write proceeds ("1": the primary; "all"; or a number).
     # On a cluster: 1 replica, so a lost data node's primaries are promoted instead of lost.
     number_of_replicas: int = Field(0, ge=0)
+    # Primary shards of each index vidsearch creates: 1 suits a catalogue of up to a few million
+    # videos on one node; more spread writes (and a lost node's share) over a cluster's nodes.
+    number_of_shards: int = Field(1, ge=1, le=64)
     wait_for_active_shards: str = Field("1", pattern=r"^(all|[1-9][0-9]*)$")
     # One `_bulk` request carries at most this many bytes (a batch is split across requests);
     # far under OpenSearch's default http.max_content_length of 100 MB. A single document
     # larger than this is dead-lettered.
     bulk_max_bytes: int = Field(10 * 1024**2, ge=64 * 1024)
+
+    @property
+    def urls(self) -> list[str]:
+        """Every node named by `url`, in order (the local stack listens on the first)."""
+        return [u.strip() for u in self.url.split(",") if u.strip()]
 
 
 class MilvusSettings(_Section):
@@ -311,6 +321,11 @@ class StackSettings(_Section):
         "redis",
         "milvus",
     )
+    # How many nodes `stack up` starts (its --kafka-brokers / --opensearch-nodes override these).
+    # Node k (from 1) listens on the first node's ports plus an offset: Kafka's broker and
+    # controller ports + 2(k-1), OpenSearch's HTTP and transport ports + (k-1).
+    kafka_brokers: int = Field(1, ge=1, le=9)
+    opensearch_nodes: int = Field(1, ge=1, le=9)
     kafka_version: str = "4.1.1"
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"

@@ -196,7 +196,7 @@ def check_services(settings: Settings) -> list[Check]:
         return f"kafka, {len(md.brokers)} broker(s)"
 
     out.append(service_check("kafka", host, port, kafka, "kafka"))
-    host, port = _host_port(settings.opensearch.url, 9200)
+    host, port = _host_port(settings.opensearch.urls[0], 9200)
 
     def opensearch() -> str:
         from vidsearch.plugins.opensearch.client import make_client
@@ -259,7 +259,7 @@ def check_ports(settings: Settings, services: list[Check]) -> list[Check]:
     ports: dict[str, tuple[str, int]] = {
         "kafka": ("kafka", _host_port(settings.kafka.bootstrap_servers.split(",")[0], 9092)[1]),
         "kafka-controller": ("kafka", s.kafka_controller_port),
-        "opensearch": ("opensearch", _host_port(settings.opensearch.url, 9200)[1]),
+        "opensearch": ("opensearch", _host_port(settings.opensearch.urls[0], 9200)[1]),
         "opensearch-transport": ("opensearch", s.opensearch_transport_port),
         "redis": ("redis", _host_port(settings.redis.url, 6379)[1]),
         "api": ("api", settings.retrieval.api_port),

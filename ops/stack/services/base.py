@@ -24,7 +24,11 @@ class Health:
 
 
 class Service(Protocol):
+    """One node of a service: its own process, ports and data folder. `kind` is the service it
+    belongs to (`kafka`), `name` the node (`kafka` for the first, `kafka-2`, ...)."""
+
     name: str
+    kind: str
 
     def ports(self) -> dict[str, int]:
         """Loopback ports the service listens on, by role; empty for an embedded service."""

@@ -17,7 +17,7 @@ from vidsearch.plugins.milvus.client import is_embedded, make_client
 
 
 class MilvusService:
-    name = "milvus"
+    name = kind = "milvus"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -44,19 +44,29 @@ def extract_zip(archive: Path, dest: Path) -> None:
                 path.chmod(mode)
 
 
-class OpenSearchService:
-    name = "opensearch"
+def node_name(node: int) -> str:
+    """Node 1 keeps the single-node name (and so its folder and pid file); others are numbered."""
+    return "opensearch" if node == 1 else f"opensearch-{node}"
 
-    def __init__(self, settings: Settings) -> None:
+
+class OpenSearchService:
+    """One node; with several, every node is cluster-manager eligible and holds data, so any
+    one of 3+ may fail (with 2, the one outside the voting configuration may)."""
+
+    kind = "opensearch"
+
+    def __init__(self, settings: Settings, node: int = 1, nodes: int = 1) -> None:
         self.settings = settings
         stack = settings.stack
+        self.node, self.nodes = node, nodes
+        self.name = node_name(node)
         self.version = stack.opensearch_version
-        self.port = port_of_url(settings.opensearch.url, self.name)
-        self.transport_port = stack.opensearch_transport_port
+        self.port = port_of_url(settings.opensearch.urls[0], self.kind) + (node - 1)
+        self.transport_port = stack.opensearch_transport_port + (node - 1)
         plugin_key = hashlib.sha256(",".join(sorted(stack.opensearch_plugins)).encode()).hexdigest()[:8]
         self.home = stack.cache_dir / "opensearch" / f"{self.version}-{plugin_key}" / f"opensearch-{self.version}"
         self.marker = self.home.parent / ".installed.json"
-        self.state = stack.state_dir / "opensearch"
+        self.state = stack.state_dir / self.name
 
     def ports(self) -> dict[str, int]:
         return {"http": self.port, "transport": self.transport_port}
@@ -102,6 +112,9 @@ class OpenSearchService:
         except (OSError, ValueError):
             return {}
 
+    def _scheme(self) -> str:
+        return self.settings.opensearch.urls[0].split("://", 1)[0] if "://" in self.settings.opensearch.urls[0] else "http"
+
     def _service_user(self) -> str | None:
         """OpenSearch will not run as root: use (and if needed create) an unprivileged user."""
         if os.geteuid() != 0:
@@ -136,13 +149,13 @@ class OpenSearchService:
         (conf / "jvm.options").write_text(options)
         settings_yml = {
             "cluster.name": "vidsearch-local",
-            "node.name": "vidsearch-node-1",
+            "node.name": f"vidsearch-node-{self.node}",
             "path.data": str(data),
             "path.logs": str(logs),
             "network.host": "127.0.0.1",
             "http.port": self.port,
             "transport.port": self.transport_port,
-            "discovery.type": "single-node",
+            **self._discovery(),
             "bootstrap.memory_lock": False,
             # A dev/CI disk is often nearly full; do not let watermarks block writes.
             "cluster.routing.allocation.disk.threshold_enabled": False,
@@ -163,20 +176,32 @@ class OpenSearchService:
         }
         return Launch(argv=[str(self.home / "bin" / "opensearch")], cwd=self.home, env=env, user=user)
 
+    def _discovery(self) -> dict[str, object]:
+        if self.nodes == 1:
+            return {"discovery.type": "single-node"}
+        first = self.settings.stack.opensearch_transport_port
+        return {
+            "discovery.seed_hosts": [f"127.0.0.1:{first + i}" for i in range(self.nodes)],
+            "cluster.initial_cluster_manager_nodes": [f"vidsearch-node-{i}" for i in range(1, self.nodes + 1)],
+        }
+
     def probe(self) -> Health:
+        """This node's own answer: it is up, in a cluster whose health is green or yellow."""
         if not is_listening(self.port):
             return Health(False, error=f"nothing listens on 127.0.0.1:{self.port}")
         try:
             from vidsearch.plugins.opensearch.client import make_client
 
-            client = make_client(self.settings.opensearch, max_retries=0)
+            own = self.settings.opensearch.model_copy(update={"url": f"{self._scheme()}://127.0.0.1:{self.port}"})
+            client = make_client(own, max_retries=0)
             info = client.info(request_timeout=5)
             health = client.cluster.health(request_timeout=5)
             plugins = sorted({p["component"] for p in client.cat.plugins(format="json", request_timeout=5)})
         except Exception as exc:  # any client failure means "not healthy yet"
             return Health(False, error=f"request failed: {exc}")
-        healthy = health.get("status") in ("green", "yellow")
-        detail = {"plugins": plugins, "cluster_status": health.get("status"), "port": self.port}
+        healthy = health.get("status") in ("green", "yellow") and health.get("number_of_nodes", 0) >= 1
+        detail = {"plugins": plugins, "cluster_status": health.get("status"), "port": self.port,
+                  "nodes": health.get("number_of_nodes"), "unassigned_shards": health.get("unassigned_shards")}
         if missing := self.missing_plugins():
             detail["missing_plugins"] = missing
         return Health(healthy, info["version"]["number"], detail, None if healthy else f"cluster {health.get('status')}")

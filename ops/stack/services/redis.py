@@ -41,7 +41,7 @@ def write_private(path: Path, text: str) -> None:
 
 
 class RedisService:
-    name = "redis"
+    name = kind = "redis"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
