@@ -39,13 +39,19 @@ class FastJSONSerializer(JSONSerializer):
 
 
 def make_client(settings: OpenSearchSettings, **kwargs: Any) -> OpenSearch:
-    """`kwargs` go to `OpenSearch(...)` as they are (its own signature takes `**kwargs: Any`)."""
+    """`kwargs` go to `OpenSearch(...)` as they are (its own signature takes `**kwargs: Any`),
+    except `max_retries`, which counts retries on top of one per further node: a client that
+    knows several nodes always tries the next one when a node stops answering (the transport
+    marks that node dead for a while), even where the caller wants no retry of its own."""
+    urls = settings.urls
+    max_retries = int(kwargs.pop("max_retries", 3)) + len(urls) - 1
     auth = None
     if settings.username is not None:
         password = settings.password.get_secret_value() if settings.password else ""
         auth = (settings.username, password)
     return OpenSearch(
-        hosts=[settings.url],
+        hosts=urls,
+        max_retries=max_retries,
         http_auth=auth,
         verify_certs=settings.verify_certs,
         ca_certs=str(settings.ca_certs) if settings.ca_certs else None,

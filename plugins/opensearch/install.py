@@ -35,17 +35,18 @@ def template_name(prefix: str) -> str:
     return f"{prefix}-template"
 
 
-def install_template(client: OpenSearch, prefix: str, replicas: int = 0) -> str:
+def install_template(client: OpenSearch, prefix: str, replicas: int = 0, shards: int = 1) -> str:
     name = template_name(prefix)
     body = {"index_patterns": [f"{prefix}-*"], "version": TEMPLATE_VERSION, "priority": 100,
-            "template": mapping(replicas), "_meta": {"managed_by": "vidsearch", "template_version": TEMPLATE_VERSION}}
+            "template": mapping(replicas, shards), "_meta": {"managed_by": "vidsearch", "template_version": TEMPLATE_VERSION}}
     try:
         have = client.indices.get_index_template(name=name)["index_templates"][0]["index_template"]
         current = have.get("version")
-        have_replicas = str(have.get("template", {}).get("settings", {}).get("index", {}).get("number_of_replicas"))
+        have_index = have.get("template", {}).get("settings", {}).get("index", {})
+        have_shape = (str(have_index.get("number_of_replicas")), str(have_index.get("number_of_shards")))
     except NotFoundError:
-        current, have_replicas = None, None
-    if current == TEMPLATE_VERSION and have_replicas == str(replicas):
+        current, have_shape = None, None
+    if current == TEMPLATE_VERSION and have_shape == (str(replicas), str(shards)):
         return "unchanged"
     client.indices.put_index_template(name=name, body=body)
     return "created" if current is None else f"updated from {current}"
@@ -74,10 +75,10 @@ def install_pipelines(client: OpenSearch) -> dict[str, str]:
     return report
 
 
-def install(client: OpenSearch, prefix: str, model_version: str, replicas: int = 0) -> dict[str, Any]:
-    template = install_template(client, prefix, replicas)
+def install(client: OpenSearch, prefix: str, model_version: str, replicas: int = 0, shards: int = 1) -> dict[str, Any]:
+    template = install_template(client, prefix, replicas, shards)
     pipelines = install_pipelines(client)
     index = index_name(prefix, model_version)
-    ensure_index(client, index, prefix, replicas)
+    ensure_index(client, index, prefix, replicas, shards)
     aliases = client.indices.get_alias(name=prefix)
     return {"template": template, "pipelines": pipelines, "index": index, "alias": {prefix: sorted(aliases)}}

@@ -76,7 +76,8 @@ class OpenSearchVideoStore:
 
     def ensure(self, version: str, *, alias: bool = False) -> None:
         index = self.physical(version)
-        ensure_index(self.client, index, self.alias if alias else None, self.settings.opensearch.number_of_replicas)
+        ensure_index(self.client, index, self.alias if alias else None, self.settings.opensearch.number_of_replicas,
+                     self.settings.opensearch.number_of_shards)
         self._ensured.add(index)
 
     def exists(self, version: str) -> bool:
@@ -88,7 +89,8 @@ class OpenSearchVideoStore:
         self._ensured.discard(index)
 
     def install(self, version: str) -> dict[str, Any]:
-        report = installer.install(self.client, self.alias, version, self.settings.opensearch.number_of_replicas)
+        report = installer.install(self.client, self.alias, version, self.settings.opensearch.number_of_replicas,
+                                   self.settings.opensearch.number_of_shards)
         self._ensured.add(self.physical(version))
         return report
 

@@ -34,14 +34,15 @@ ADDED_FIELDS: dict[str, Any] = {
 }
 
 
-def mapping(replicas: int = 0) -> dict[str, Any]:
+def mapping(replicas: int = 0, shards: int = 1) -> dict[str, Any]:
     """The index body; `replicas` is `opensearch.number_of_replicas` (0 on one node; 1 or more on a
-    cluster, so a lost data node's shards are promoted rather than lost)."""
+    cluster, so a lost data node's shards are promoted rather than lost), `shards` is
+    `opensearch.number_of_shards` (more spread a big catalogue's primaries over a cluster's nodes)."""
     vectors = {f"vec_{name}": {"type": "knn_vector", "dimension": DIM, "method": KNN_METHOD} for name in VECTOR_FIELDS}
     vectors["vec_ncl"] = {"type": "knn_vector", "dimension": DIM + 1, "method": NCL_METHOD}
     return {
         "settings": {
-            "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": replicas, "refresh_interval": "1s"},
+            "index": {"knn": True, "number_of_shards": shards, "number_of_replicas": replicas, "refresh_interval": "1s"},
             # Keep delete tombstones (with their external versions) for a day, so an older
             # upsert replayed after a delete cannot resurrect the video.
             "index.gc_deletes": "24h",
@@ -75,13 +76,13 @@ def mapping(replicas: int = 0) -> dict[str, Any]:
     }
 
 
-def ensure_index(client: OpenSearch, index: str, alias: str | None, replicas: int = 0) -> None:
+def ensure_index(client: OpenSearch, index: str, alias: str | None, replicas: int = 0, shards: int = 1) -> None:
     """Create `index` if missing; point `alias` at it only if the alias does not exist yet (an
     existing alias is moved by the blue/green swap, never by a consumer starting up). An existing
-    index keeps its replica count: changing it is an operator's `_settings` call."""
+    index keeps its replica and shard counts: changing them is an operator's `_settings` (or reindex) call."""
     if not client.indices.exists(index=index):
         try:
-            client.indices.create(index=index, body=mapping(replicas))
+            client.indices.create(index=index, body=mapping(replicas, shards))
         except RequestError as exc:
             if "resource_already_exists_exception" not in str(exc):
                 raise

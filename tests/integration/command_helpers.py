@@ -111,7 +111,7 @@ def cli_json(env: dict[str, str], *args: str) -> Any:
 def os_client(s: Settings):  # -> OpenSearch
     from opensearchpy import OpenSearch
 
-    return OpenSearch(s.opensearch.url, timeout=60)
+    return OpenSearch(s.opensearch.urls, timeout=60)
 
 
 def milvus(s: Settings):  # -> MilvusClient
