@@ -68,6 +68,8 @@ def finish(settings: Settings, job_id: str, chunk_results: list[dict[str, Any]])
     job = jobs.get(job_id)
     if job is None:
         raise RegistryError(f"unknown job {job_id}")
+    if job.state in ("swapped", "failed"):
+        return job  # a redelivered or retried `finish` (its first run ended, its ack was lost)
     job.state = "validating"
     jobs.save(job)
     report: dict[str, Any] = {"chunks": chunk_results, "re_extracted": sum(c.get("extracted", 0) for c in chunk_results)}

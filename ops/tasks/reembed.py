@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis.exceptions
+
+from vidsearch.core.errors import InfrastructureError
 from vidsearch.ops.celery_app import app
+
+# What a chunk retries on (with backoff) instead of failing the chord: a service it needs is
+# away for a while. Redis (the job record, the registry) raises redis-py's own ConnectionError,
+# which is not the builtin one; the stores raise InfrastructureError subclasses.
+RETRY_ON: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, redis.exceptions.ConnectionError,
+                                         redis.exceptions.TimeoutError, InfrastructureError)
 
 
 def _job(settings: Any, job_id: str, source: str, target: str, slices: int | None = None):
@@ -36,7 +45,7 @@ def _job(settings: Any, job_id: str, source: str, target: str, slices: int | Non
 
 
 @app.task(name="vidsearch.reembed.chunk", acks_late=True, reject_on_worker_lost=True,
-          autoretry_for=(ConnectionError, TimeoutError), retry_backoff=True, max_retries=5)
+          autoretry_for=RETRY_ON, retry_backoff=True, retry_backoff_max=60, max_retries=10)
 def chunk(job_id: str, source: str, target: str, slice_id: int, slices: int, catalogue: dict[str, str]) -> dict[str, int]:
     from vidsearch.ops.reembed.payload import check_ids, worker_settings
     from vidsearch.ops.reembed.work import run_chunk
@@ -49,7 +58,8 @@ def chunk(job_id: str, source: str, target: str, slice_id: int, slices: int, cat
                      on_failed=lambda failed: jobs.add_failed(job_id, failed))
 
 
-@app.task(name="vidsearch.reembed.finish", acks_late=True)
+@app.task(name="vidsearch.reembed.finish", acks_late=True, reject_on_worker_lost=True,
+          autoretry_for=RETRY_ON, retry_backoff=True, retry_backoff_max=60, max_retries=10)
 def finish(chunk_results: list[dict[str, Any]], job_id: str, source: str, target: str,
            catalogue: dict[str, str]) -> dict[str, Any]:
     from dataclasses import asdict
