@@ -182,17 +182,9 @@ class Stack:
         launch = self.services[name].launch()
         return None if launch is None else self.process(name).start(launch)
 
-    def wait_node(self, name: str, timeout_s: float | None = None) -> float:
-        """Seconds until node `name` answers healthy; StackError past `timeout_s`."""
-        t0 = time.monotonic()
-        deadline = t0 + (timeout_s or self.settings.stack.start_timeout_s)
-        while True:
-            health = self.services[name].probe()
-            if health.healthy:
-                return time.monotonic() - t0
-            if time.monotonic() > deadline:
-                raise ServiceStartError(name, f"not healthy again: {health.error}", self.process(name).tail())
-            time.sleep(0.3)
+    def wait_node(self, name: str) -> float:
+        """Seconds until node `name` answers healthy (ServiceStartError if it exits or times out)."""
+        return self._wait_healthy([name], {name: time.monotonic()}, lambda s, m: None)[name][0]
 
     def _wait_healthy(
         self, names: list[str], started: dict[str, float], on_event: Callable[[str, str], None]

@@ -59,14 +59,14 @@ class Cluster:
         """A clean stop (SIGTERM, as a rolling restart does)."""
         assert self.stack().process(name).stop(self.settings.stack.stop_timeout_s), f"{name} was not running"
 
-    def start(self, name: str, timeout_s: float = 240) -> float:
+    def start(self, name: str) -> float:
         """Start the node again and wait until it is healthy; seconds it took."""
         stack = self.stack()
         deadline = time.monotonic() + 15
         while stack.process(name).pid() is not None and time.monotonic() < deadline:
             time.sleep(0.2)  # a killed JVM takes a moment to be reaped
         stack.start_node(name)
-        return stack.wait_node(name, timeout_s)
+        return stack.wait_node(name)
 
     # -- Kafka ---------------------------------------------------------------------------------
     def metadata(self) -> Any:
@@ -98,6 +98,11 @@ class Cluster:
         k = int(os_node_name.rsplit("-", 1)[1])
         return "opensearch" if k == 1 else f"opensearch-{k}"
 
+    @staticmethod
+    def os_name(node: str) -> str:
+        """`opensearch-2` (the stack's name) -> `vidsearch-node-2` (OpenSearch's)."""
+        return f"vidsearch-node-{1 if node == 'opensearch' else int(node.rsplit('-', 1)[1])}"
+
     def cluster_manager(self) -> str:
         rows = self.search_client().cat.cluster_manager(format="json")
         return self.node_of(rows[0]["node"])
@@ -116,8 +121,7 @@ class Cluster:
             return
         client = self.search_client()
         other, shards = next(iter(self.primaries_on(index).items()))
-        os_name = f"vidsearch-node-{1 if other == 'opensearch' else int(other.rsplit('-', 1)[1])}"
-        client.cluster.reroute(body={"commands": [{"cancel": {"index": index, "shard": shards[0], "node": os_name,
+        client.cluster.reroute(body={"commands": [{"cancel": {"index": index, "shard": shards[0], "node": self.os_name(other),
                                                              "allow_primary": True}}]})
         deadline = time.monotonic() + 60
         while not self.primaries_on(index).get(node):
@@ -129,8 +133,7 @@ class Cluster:
         first excluded from voting (so a 2-node cluster keeps a manager), then stopped cleanly,
         started, and the cluster waited back to green before the exclusion is lifted."""
         client = self.search_client()
-        os_name = f"vidsearch-node-{1 if name == 'opensearch' else int(name.rsplit('-', 1)[1])}"
-        client.transport.perform_request("POST", "/_cluster/voting_config_exclusions", params={"node_names": os_name})
+        client.transport.perform_request("POST", "/_cluster/voting_config_exclusions", params={"node_names": self.os_name(name)})
         try:
             self.stop(name)
             self.start(name)
