@@ -1,6 +1,6 @@
 """The cluster the fault drills run on: 3 Kafka brokers (RF 3, min ISR 2) and 2 OpenSearch nodes
 (1 replica, 2 shards), plus a Redis of its own, started by `vidsearch stack up` beside the
-session's single-node stack on ports of their own, and wiped when the session ends.
+session's single-node stack on ports of their own, and wiped when the drills are done.
 
 Milvus is the session stack's (milvus-lite has no cluster mode); what a drill creates there is
 dropped after it like any other test's.
@@ -47,9 +47,10 @@ def cluster_env(settings: Settings) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster(stack: object, settings: Settings) -> Iterator[Cluster]:
-    """The cluster, healthy, for every drill of the session; `stack down --wipe` after."""
+    """The cluster, healthy, for the drills of a module; `stack down --wipe` after them, so its
+    ~3 GB are not held through the rest of the test session."""
     env = {**os.environ, **cluster_env(settings)}
     up = subprocess.run([VIDSEARCH, "stack", "up", "-s", "kafka", "-s", "opensearch", "-s", "redis",
                          "--kafka-brokers", str(BROKERS), "--opensearch-nodes", str(SEARCH_NODES), "--json"],
