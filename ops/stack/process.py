@@ -43,6 +43,30 @@ class Launch:
     user: str | None = None
 
 
+def _running(proc: psutil.Process) -> bool:
+    """Alive and not a zombie. A zombie has exited; it lingers only until its parent reaps it,
+    which we do when the parent is us (a node this process restarted), else its parent will.
+    (psutil counts a zombie as running, so `psutil.wait_procs` would wait out its timeout.)"""
+    try:
+        if proc.status() != psutil.STATUS_ZOMBIE:
+            return True
+        if proc.ppid() == os.getpid():
+            os.waitpid(proc.pid, os.WNOHANG)
+    except (psutil.Error, ChildProcessError):
+        pass
+    return False
+
+
+def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait up to `timeout_s` for `procs` to exit; the ones still running."""
+    deadline = time.monotonic() + timeout_s
+    alive = [p for p in procs if _running(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if _running(p)]
+    return alive
+
+
 class ManagedProcess:
     def __init__(self, name: str, run_dir: Path) -> None:
         self.name = name
@@ -101,13 +125,13 @@ class ManagedProcess:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+        alive = _wait_gone(procs, timeout_s)
         for proc in alive:
             try:
                 proc.kill()
             except psutil.Error:
                 pass
-        psutil.wait_procs(alive, timeout=5)
+        _wait_gone(alive, 5)
         self.pidfile.unlink(missing_ok=True)
         return True
 

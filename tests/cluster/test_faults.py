@@ -42,7 +42,7 @@ def _common(d: Drill, fault: float, done: float) -> dict[str, object]:
 
 
 def test_partition_leader_broker_killed_mid_stream(cluster: Cluster, drill_name: str, tmp_path: Path) -> None:
-    d = _begin(cluster, drill_name, tmp_path, rate_per_s=40)
+    d = _begin(cluster, drill_name, tmp_path, rate_per_s=60)
     d.wait_mid_stream(EVENTS // 4)
     victim = cluster.leader_of(d.settings.indexer.topic, 0)
     fault = cluster.kill(victim)
@@ -59,7 +59,7 @@ def test_partition_leader_broker_killed_mid_stream(cluster: Cluster, drill_name:
 
 
 def test_search_node_with_primaries_killed_mid_stream(cluster: Cluster, drill_name: str, tmp_path: Path) -> None:
-    d = _begin(cluster, drill_name, tmp_path, rate_per_s=40)
+    d = _begin(cluster, drill_name, tmp_path, rate_per_s=60)
     d.wait_mid_stream(EVENTS // 4)
     # With 2 nodes only one is in the voting configuration: losing it stops cluster management
     # (a 3-node cluster survives either). The drill kills the other one, holding a primary.
@@ -110,7 +110,7 @@ def test_rolling_restart_of_every_broker_and_search_node(cluster: Cluster, drill
 
 
 def test_consumer_group_loses_one_indexer_and_gains_one(cluster: Cluster, drill_name: str, tmp_path: Path) -> None:
-    d = _begin(cluster, drill_name, tmp_path, rate_per_s=40, indexers=("a", "b", "c"))
+    d = _begin(cluster, drill_name, tmp_path, rate_per_s=60, indexers=("a", "b", "c"))
     d.wait_mid_stream(EVENTS // 4)
     fault = time.monotonic()
     d.kill_indexer("b")
