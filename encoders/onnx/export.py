@@ -127,3 +127,36 @@ def quantize_text_static(fp32: Path, out: Path, feeds: list[dict]) -> Path:
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
     log.info("statically quantised text encoder path=%s calibration_batches=%s", out, len(feeds))
     return out
+
+
+SMOOTH_ALPHA = 0.7  # chosen on the validation split by `bench text-graphs` (0.6-0.8 tried)
+MIXED_KEEP_SHARE = 0.5  # the MatMuls holding half the quantisation loss stay float
+
+
+def quantize_text_smooth(fp32: Path, out: Path, texts: list[str], alpha: float = SMOOTH_ALPHA,
+                         keep_share: float = 0.0, threads: int = 2) -> Path:
+    """int8 dynamic quantisation after SmoothQuant-style smoothing (see `smoothing`), with the
+    most damaging MatMuls kept float when `keep_share` > 0. `texts` calibrate both (real
+    captions of the training split)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from vidsearch.encoders.onnx.serve import OrtMiniLMEncoder
+    from vidsearch.encoders.onnx.smoothing import activation_ranges, keep_float, quantisation_losses, smooth_graph, weight_matmuls
+
+    model = onnx.load(str(fp32))
+    enc = OrtMiniLMEncoder(fp32, threads, 32)
+    ranges = activation_ranges(model, [enc.feeds(texts[i : i + 32]) for i in range(0, len(texts), 32)])
+    smoothed = out.with_name(f"{out.stem}.smoothed.onnx")
+    onnx.save(smooth_graph(model, ranges, alpha), str(smoothed))
+    nodes = None
+    if keep_share > 0:
+        losses = quantisation_losses(smoothed, lambda p: OrtMiniLMEncoder(p, threads, 32).encode(texts), out.with_name(f"{out.stem}.probe.onnx"))
+        kept = set(keep_float(losses, keep_share))
+        nodes = [n.name for n in weight_matmuls(model) if n.name not in kept]
+        log.info("mixed precision keeps float=%s", sorted(kept))
+    quantize_dynamic(str(smoothed), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes)
+    smoothed.unlink()
+    log.info("smoothed int8 text encoder path=%s alpha=%s keep_share=%s calibration_texts=%s", out, alpha, keep_share, len(texts))
+    return out

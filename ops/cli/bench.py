@@ -51,7 +51,7 @@ def bench_ocr(
 def bench_text_graphs(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="A Tux Paint dataset folder (`vidsearch dataset tuxpaint`).")],
-    graphs: Annotated[str, typer.Option(help="Comma-separated ONNX text graphs to judge.")] = "fp32,int8_dynamic,int8_dynamic_per_tensor,int8_dynamic_ffn,int8_static",
+    graphs: Annotated[str, typer.Option(help="Comma-separated ONNX text graphs to judge.")] = "fp32,int8_dynamic,int8_dynamic_per_tensor,int8_dynamic_ffn,int8_static,int8_smooth,int8_smooth_mixed",
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """ONNX text graphs against torch by the ranking users see: top-10 overlap, R@sum and cosine
