@@ -61,10 +61,18 @@ def evaluate(
     copies: Annotated[bool, typer.Option("--copies", help="Same-source search instead (a `dataset copies` folder): segment "
                                                           "precision/recall/F1, video mAP, false matches on negatives and "
                                                           "vectors per video-hour, TN and DP, scene keyframes vs uniform 1 fps.")] = False,
+    crosslingual: Annotated[bool, typer.Option("--crosslingual", help="Queries in other languages (a `dataset tuxpaint` folder): "
+                                                                      "R@1/R@10 per language against English on the same queries, "
+                                                                      "with the configured text model (set encoders.text_model = e5).")] = False,
+    languages: Annotated[str, typer.Option(help="With --crosslingual: comma-separated Tux Paint language codes.")] = "de,fr,es,ja,zh_CN",
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """R@1/5/10, median rank and R@sum per config and subset, and the R_vt diagnostic; with
-    --moments, whether the top hit is the right video and its moment the right seconds."""
+    --moments, whether the top hit is the right video and its moment the right seconds; with
+    --crosslingual, how much of English R@10 each language keeps."""
+    if crosslingual:
+        _crosslingual(ctx, data, split, languages, json)
+        return
     if copies:
         from vidsearch.ops.cli.copies import copies_eval
 
@@ -117,6 +125,38 @@ def evaluate(
     console.print(table)
     for name, why in report.get("unavailable", {}).items():
         console.print(f"[yellow]{name}[/yellow]: unavailable: {why}")
+
+
+def _crosslingual(ctx: typer.Context, data: Path, split: str, languages: str, json: bool) -> None:
+    from vidsearch.ops.datasets.features import dataset_features
+    from vidsearch.ops.datasets.format import load_dataset
+    from vidsearch.ops.modeling.crosslingual import evaluate_crosslingual
+
+    langs = [lang.strip() for lang in languages.split(",") if lang.strip()]
+    if not langs:
+        raise typer.BadParameter("name at least one language", param_hint="--languages")
+    settings = state(ctx).settings
+    try:
+        ds = load_dataset(data)
+        feats = dataset_features(ds, settings, [v for v in ds.videos if v.split == split], progress=progress("features"))
+        report = evaluate_crosslingual(ds, feats, settings, split, langs)
+    except (VidsearchError, ValueError, FileNotFoundError) as exc:
+        raise fail(exc) from exc
+    if json:
+        print_json(report)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{data} [{split}] cross-lingual, text model {report['text_model']}")
+    for col in ("language", "queries", "route", "subset", "R@1", "R@10", "English R@1", "English R@10"):
+        table.add_column(col)
+    for lang, row in report["languages"].items():
+        for route in ("naive_fusion", "text_only"):
+            for subset, m in row.get(route, {}).items():
+                if isinstance(m, dict):
+                    table.add_row(lang, f"{row['queries']}/{row['of']}", route, subset,
+                                  *(f"{m[k]:.1f}" for k in ("r1", "r10", "english_r1", "english_r10")))
+    console.print(table)
 
 
 def ablation(

@@ -38,15 +38,21 @@ def split_of(caption: str) -> SplitName:
     return "train" if bucket < 60 else "val" if bucket < 75 else "test"
 
 
-def foreign_captions(stamp: Stamp) -> list[str]:
-    """Non-English captions from the stamp's .txt (`lang.utf8=...` lines), sorted by language."""
-    out = []
-    for line in stamp.png.with_suffix(".txt").read_text(errors="replace").splitlines()[1:]:
+def captions_by_language(png: Path) -> dict[str, str]:
+    """The translated captions in a stamp's .txt (`lang.utf8=...` lines after the English first
+    line), by language code (`de`, `zh_CN`, `ca@valencia`), in file order."""
+    out = {}
+    for line in png.with_suffix(".txt").read_text(errors="replace").splitlines()[1:]:
         lang, sep, text = line.partition(".utf8=")
         text = text.strip()
-        if sep and text and not lang.startswith("en") and "=" not in lang:
-            out.append(text)
+        if sep and text and "=" not in lang:
+            out[lang] = text
     return out
+
+
+def foreign_captions(stamp: Stamp) -> list[str]:
+    """Non-English captions from the stamp's .txt, sorted by language."""
+    return [text for lang, text in captions_by_language(stamp.png).items() if not lang.startswith("en")]
 
 
 def _leaks(text: str, caption: str) -> bool:
