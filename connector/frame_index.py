@@ -17,7 +17,7 @@ from vidsearch.core.documents import IndexDoc, Operation, Tombstone
 from vidsearch.core.frames import FrameSet, FrameStore
 from vidsearch.core.settings import Settings
 from vidsearch.encoders.features import VideoFeatures
-from vidsearch.encoders.fingerprint import Fingerprinter, frame_set, load_fingerprinter
+from vidsearch.encoders.fingerprint import Fingerprinter, configured_fingerprinter, frame_set
 
 log = logging.getLogger(__name__)
 
@@ -53,5 +53,5 @@ def open_frame_index(settings: Settings) -> FrameIndex | None:
         return None
     from vidsearch.plugins.backends import open_frame_store
 
-    fp = load_fingerprinter(str(settings.copies.whitening) if settings.copies.whitening else None)
+    fp = configured_fingerprinter(settings)
     return FrameIndex(open_frame_store(settings, fp.version, fp.dim), fp)

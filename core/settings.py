@@ -143,6 +143,10 @@ class EncoderSettings(_Section):
     """Which encoders run and their CPU budget (2 cores: one intra-op thread pool of 2)."""
 
     text_model: Literal["minilm", "e5"] = "minilm"
+    # The vision backbone: Lite2 sees more (ImageNet top-1 77.6 against 75.1) at about 3x the cost
+    # per frame (`vidsearch bench encode`). Its features have their own version id; copy search
+    # needs a whitening fitted on it (`vidsearch train-fingerprint`, then copies.whitening).
+    vision_model: Literal["efficientnet-lite0", "efficientnet-lite2"] = "efficientnet-lite0"
     threads: int = 2
     batch_size: int = 32
     bridge_top_k: int = 5

@@ -65,10 +65,10 @@ class FeatureExtractor:
 
             text, vision = load_onnx_encoders(settings)
         else:
-            from vidsearch.encoders.vision import EfficientNetLite0Encoder
+            from vidsearch.encoders.vision import EfficientNetEncoder
 
             text = load_text_encoder(cfg.text_model, cfg.threads, cfg.batch_size)
-            vision = EfficientNetLite0Encoder(cfg.threads, cfg.batch_size)
+            vision = EfficientNetEncoder(cfg.threads, cfg.batch_size, cfg.vision_model)
         bridge = TextBridge(text, cfg.bridge_top_k, settings.stack.cache_dir / "bridge")
         speech = WhisperSpeech(cfg.threads, cfg.asr_beam_size) if cfg.asr else None
         ocr = RapidOcrReader(cfg.ocr_min_score, cfg.ocr_gate_side, cfg.ocr_gate_box_thresh) if cfg.ocr else None

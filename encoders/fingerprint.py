@@ -100,6 +100,12 @@ class Fingerprinter:
         return int(self.projection.shape[1])
 
     @property
+    def backbone(self) -> str:
+        """The vision backbone whose features this whitening was fitted on (files from before the
+        card said so were all fitted on Lite0)."""
+        return str(self.card.get("backbone", "efficientnet-lite0"))
+
+    @property
     def version(self) -> str:
         digest = hashlib.sha256(self.mean.tobytes() + self.projection.tobytes()).hexdigest()[:12]
         return f"fingerprint-lw{self.dim}@{digest}"
@@ -141,6 +147,20 @@ def load_fingerprinter(path: str | None = None) -> Fingerprinter:
         return Fingerprinter.read(Path(path))
     with resources.as_file(packaged_path()) as p:
         return Fingerprinter.read(p)
+
+
+def configured_fingerprinter(settings: Any) -> Fingerprinter:
+    """`copies.whitening` (or the packaged file), refused at start-up when it was fitted on
+    another backbone's features than `encoders.vision_model`: both are 1280-d, so nothing later
+    would notice, and every fingerprint would be meaningless."""
+    path = settings.copies.whitening
+    fp = load_fingerprinter(str(path) if path else None)
+    if fp.backbone != settings.encoders.vision_model:
+        raise FingerprintModelError(
+            f"the fingerprint whitening {path or 'in the package'} was fitted on {fp.backbone} features, but "
+            f"encoders.vision_model is {settings.encoders.vision_model}: fit one with `vidsearch train-fingerprint "
+            f"--out F.npz` and set copies.whitening = F.npz, or set copies.enabled = false")
+    return fp
 
 
 def frame_set(video_id: str, version: int, times: np.ndarray, frame_features: np.ndarray,

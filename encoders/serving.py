@@ -24,6 +24,6 @@ def load_vision_encoder(settings: Settings):  # -> VisionEncoder
         from vidsearch.encoders.onnx.serve import load_onnx_encoders
 
         return load_onnx_encoders(settings)[1]
-    from vidsearch.encoders.vision import EfficientNetLite0Encoder
+    from vidsearch.encoders.vision import EfficientNetEncoder
 
-    return EfficientNetLite0Encoder(cfg.threads, cfg.batch_size)
+    return EfficientNetEncoder(cfg.threads, cfg.batch_size, cfg.vision_model)

@@ -1,7 +1,7 @@
 """Export the torch text and vision encoders to ONNX (needs torch; serving does not).
 
 The exported graphs compute exactly what the torch encoders return: MiniLM with attention-masked
-mean pooling and L2 normalisation; EfficientNet-Lite0's pooled features and logits. Files are
+mean pooling and L2 normalisation; EfficientNet-Lite's pooled features and logits. Files are
 named by the encoder version, so a changed backbone can never be served by a stale graph.
 """
 
@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import cast
 
-from vidsearch.encoders.vision import INPUT_SIZE
+from vidsearch.encoders.vision import DEFAULT_BACKBONE, backbone
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -58,12 +58,13 @@ def export_text(model_dir: Path, out: Path) -> Path:
     return out
 
 
-def export_vision(out: Path) -> Path:
+def export_vision(out: Path, name: str = DEFAULT_BACKBONE) -> Path:
     import torch
 
     from vidsearch.encoders.vision import load_efficientnet
 
-    net = load_efficientnet()
+    net = load_efficientnet(name)
+    size = backbone(name).input_size
 
     class Heads(torch.nn.Module):
         def __init__(self) -> None:
@@ -77,7 +78,7 @@ def export_vision(out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
         Heads().eval(),
-        (torch.zeros((1, 3, INPUT_SIZE, INPUT_SIZE)),),
+        (torch.zeros((1, 3, size, size)),),
         str(out),
         input_names=["pixels"],
         output_names=["features", "logits"],

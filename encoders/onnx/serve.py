@@ -16,7 +16,7 @@ from vidsearch.core.settings import Settings
 from vidsearch.encoders.errors import MissingExtraError, ModelLoadError
 from vidsearch.encoders.onnx.export import onnx_dir
 from vidsearch.encoders.text import Kind, _with_empty_rows, minilm_model_dir, minilm_version
-from vidsearch.encoders.vision import N_CLASSES, VisionOutput, efficientnet_version, preprocess
+from vidsearch.encoders.vision import DEFAULT_BACKBONE, N_CLASSES, VisionOutput, backbone, efficientnet_version, preprocess
 
 MAX_TOKENS = 256
 
@@ -75,11 +75,12 @@ class OrtMiniLMEncoder:
 
 
 class OrtEfficientNetEncoder:
-    name = "efficientnet-lite0"
     dim = 1280
 
-    def __init__(self, model_path: Path, threads: int = 2, batch_size: int = 32) -> None:
-        self.version = efficientnet_version()
+    def __init__(self, model_path: Path, threads: int = 2, batch_size: int = 32, name: str = DEFAULT_BACKBONE) -> None:
+        self.name = name
+        self.input_size = backbone(name).input_size
+        self.version = efficientnet_version(name)
         self.session = ort_session(model_path, threads)
         self.batch_size = batch_size
 
@@ -92,14 +93,14 @@ class OrtEfficientNetEncoder:
 
         if not images:
             return VisionOutput(np.zeros((0, self.dim), np.float32), np.zeros((0, N_CLASSES), np.float32))
-        parts = [self.forward(preprocess(images[i : i + self.batch_size])) for i in range(0, len(images), self.batch_size)]
+        parts = [self.forward(preprocess(images[i : i + self.batch_size], self.input_size)) for i in range(0, len(images), self.batch_size)]
         return VisionOutput(normalize_rows(np.concatenate([p[0] for p in parts])), np.concatenate([p[1] for p in parts]))
 
 
 def onnx_paths(settings: Settings) -> tuple[Path, Path]:
     """Where the fp32 graphs for the current packaged weights live (named by encoder version)."""
     cache = settings.stack.cache_dir
-    return onnx_dir(cache, minilm_version()) / "text.onnx", onnx_dir(cache, efficientnet_version()) / "vision.onnx"
+    return onnx_dir(cache, minilm_version()) / "text.onnx", onnx_dir(cache, efficientnet_version(settings.encoders.vision_model)) / "vision.onnx"
 
 
 def ensure_exported(settings: Settings, int8_text: bool | None = None) -> tuple[Path, Path]:
@@ -111,7 +112,7 @@ def ensure_exported(settings: Settings, int8_text: bool | None = None) -> tuple[
     if not text_path.exists():
         export_text(minilm_model_dir(), text_path)
     if not vision_path.exists():
-        export_vision(vision_path)
+        export_vision(vision_path, settings.encoders.vision_model)
     if settings.encoders.onnx_text_int8 if int8_text is None else int8_text:
         int8_path = text_path.with_name("text.int8.onnx")
         if not int8_path.exists():
@@ -127,5 +128,5 @@ def load_onnx_encoders(settings: Settings) -> tuple[OrtMiniLMEncoder, OrtEfficie
     text_path, vision_path = ensure_exported(settings, cfg.onnx_text_int8)
     return (
         OrtMiniLMEncoder(text_path, cfg.threads, cfg.batch_size, int8=cfg.onnx_text_int8),
-        OrtEfficientNetEncoder(vision_path, cfg.threads, cfg.batch_size),
+        OrtEfficientNetEncoder(vision_path, cfg.threads, cfg.batch_size, cfg.vision_model),
     )

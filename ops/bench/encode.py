@@ -3,6 +3,7 @@ faster onnxruntime serves the text and vision encoders than torch on the same in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda m: None) ->
     text_int8, _ = ensure_exported(settings, int8_text=True)
     ort_text = OrtMiniLMEncoder(text_fp32, cfg.threads, TEXT_BATCH)
     ort_int8 = OrtMiniLMEncoder(text_int8, cfg.threads, TEXT_BATCH, int8=True)
-    ort_vision = OrtEfficientNetEncoder(vision_path, cfg.threads, cfg.batch_size)
+    ort_vision = OrtEfficientNetEncoder(vision_path, cfg.threads, cfg.batch_size, cfg.vision_model)
     texts = _captions()
     frames = [k.rgb for clip in clips for k in keyframes(clip.path, settings.media)]
 
@@ -62,6 +63,7 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda m: None) ->
     ort_vision_s = best_seconds(lambda: ort_vision.encode(frames))
     ref, fp32, q8 = extractor.text.encode(texts), ort_text.encode(texts), ort_int8.encode(texts)
     vis_ref, vis_ort = extractor.vision.encode(frames).features, ort_vision.encode(frames).features
+    backbones = _backbones(settings, frames, progress)
 
     stages = {
         s: {"p50_ms": round(float(np.median(v)), 1), "total_ms": round(float(np.sum(v)), 1)} for s, v in per_stage.items()
@@ -89,4 +91,19 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda m: None) ->
             "vision": round(float((vis_ref * vis_ort).sum(1).min()), 6),
         },
         "target": {"ort_speedup_text": TEXT_TARGET, "met": torch_text / ort_text_s >= TEXT_TARGET},
+        "vision_backbones": backbones,
     }
+
+
+def _backbones(settings: Settings, frames: list[np.ndarray], progress: Callable[[str], None]) -> dict[str, Any]:
+    """Every packaged backbone on the same keyframes, torch, same threads: what a stronger
+    backbone costs per frame (its quality is `vidsearch eval` with `encoders.vision_model`)."""
+    from vidsearch.encoders.vision import BACKBONES, EfficientNetEncoder
+
+    out: dict[str, Any] = {}
+    for name in BACKBONES:
+        progress(f"backbone {name}")
+        enc = EfficientNetEncoder(settings.encoders.threads, settings.encoders.batch_size, name)
+        secs = best_seconds(functools.partial(enc.encode, frames))
+        out[name] = {"input_size": enc.input_size, "ms_per_frame": round(1000 * secs / max(len(frames), 1), 2), "version": enc.version}
+    return out

@@ -21,8 +21,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[Iterable[VideoRecord], int], Iterable[VideoRecord]]
 
 
-def cache_path(ds: Dataset, video_id: str) -> Path:
-    return ds.root / "features" / f"{video_id}.npz"
+def cache_path(ds: Dataset, video_id: str, vision_model: str = "efficientnet-lite0") -> Path:
+    """Each backbone has its own cache folder (the default keeps the plain `features/`), so
+    switching `encoders.vision_model` neither reuses another backbone's vectors nor overwrites them."""
+    folder = "features" if vision_model == "efficientnet-lite0" else f"features-{vision_model}"
+    return ds.root / folder / f"{video_id}.npz"
 
 
 def dataset_features(ds: Dataset, settings: Settings, videos: list[VideoRecord] | None = None,
@@ -32,7 +35,7 @@ def dataset_features(ds: Dataset, settings: Settings, videos: list[VideoRecord] 
     out: dict[str, VideoFeatures] = {}
     missing: list[VideoRecord] = []
     for v in videos:
-        path = cache_path(ds, v.video_id)
+        path = cache_path(ds, v.video_id, settings.encoders.vision_model)
         if path.exists() and not refresh:
             try:
                 feats = VideoFeatures.load(path)
@@ -55,7 +58,7 @@ def dataset_features(ds: Dataset, settings: Settings, videos: list[VideoRecord] 
             except VidsearchError as exc:
                 log.error("cannot extract %s (%s): %s", v.video_id, media, exc)
                 continue
-            path = cache_path(ds, v.video_id)
+            path = cache_path(ds, v.video_id, settings.encoders.vision_model)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".part")
             feats.save(tmp)

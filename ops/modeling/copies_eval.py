@@ -30,7 +30,7 @@ import numpy as np
 from vidsearch.core.errors import VidsearchError
 from vidsearch.core.frames import FrameSet
 from vidsearch.core.settings import Settings
-from vidsearch.encoders.fingerprint import Fingerprinter, frame_set, load_fingerprinter
+from vidsearch.encoders.fingerprint import Fingerprinter, configured_fingerprinter, frame_set
 from vidsearch.plugins.copies.metrics import Box, mean_average_precision, overall_segment_prf
 from vidsearch.plugins.copies.search import CopyMatch, CopyParams, CopySearcher, copy_params
 
@@ -180,7 +180,7 @@ def evaluate_copies(root: Path, settings: Settings, split: str = "test", methods
     queries = [q for q in queries if q["split"] == split]
     if not queries:
         raise CopyDatasetError(f"{root} has no {split} queries")
-    fp = fingerprinter or load_fingerprinter(str(settings.copies.whitening) if settings.copies.whitening else None)
+    fp = fingerprinter or configured_fingerprinter(settings)
     base = params or copy_params(settings.copies)
     hours = sum(float(r["duration"]) for r in refs) / 3600.0
     report: dict[str, Any] = {"data": str(root), "split": split, "references": len(refs), "fingerprint": fp.version,

@@ -91,5 +91,6 @@ def fit(settings: Settings, dim: int = DEFAULT_DIM, shrink: float = 0.1, limit: 
     anchors, positives, n_stamps = training_pairs(settings, limit, seed=seed, progress=progress)
     mean, projection = fit_learned_whitening(anchors, positives, dim, shrink)
     card = {"source": "tuxpaint train-split stamps", "stamps": n_stamps, "pairs": len(anchors), "dim": dim,
-            "shrink": shrink, "seed": seed, "edits": "crop scale borders brightness_contrast text logo reencode pip"}
+            "shrink": shrink, "seed": seed, "edits": "crop scale borders brightness_contrast text logo reencode pip",
+            "backbone": settings.encoders.vision_model}
     return Fingerprinter(mean, projection, card), FitReport(len(anchors), n_stamps, dim, shrink)

@@ -14,7 +14,7 @@ from typing import Any
 from vidsearch.core.errors import DataError
 from vidsearch.core.frames import FrameStore
 from vidsearch.core.settings import Settings
-from vidsearch.encoders.fingerprint import Fingerprinter, load_fingerprinter
+from vidsearch.encoders.fingerprint import Fingerprinter, configured_fingerprinter
 from vidsearch.plugins.copies.search import CopyMatch, CopySearcher, copy_params
 
 
@@ -29,8 +29,7 @@ class CopyService:
         from vidsearch.plugins.backends import open_frame_store
 
         self.settings = settings
-        cfg = settings.copies
-        self.fingerprinter: Fingerprinter = load_fingerprinter(str(cfg.whitening) if cfg.whitening else None)
+        self.fingerprinter: Fingerprinter = configured_fingerprinter(settings)
         self.store: FrameStore = open_frame_store(settings, self.fingerprinter.version, self.fingerprinter.dim)
         self._vision: Any = None
 
