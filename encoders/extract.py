@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from vidsearch.encoders.media.decode import audio_16k, frames_and_shots, probe
 from vidsearch.encoders.ocr import RapidOcrReader
 from vidsearch.encoders.speech import WhisperSpeech
 from vidsearch.encoders.text import TextEncoder, load_text_encoder
-from vidsearch.encoders.vision import TextBridge, VisionEncoder
+from vidsearch.encoders.vision import TextBridge, VisionEncoder, bridge_vectors
 
 STAGES = ("decode", "asr", "ocr", "vision", "text")
 
@@ -130,3 +130,12 @@ class FeatureExtractor:
             vecs = self.text.encode([feats.metadata_text, feats.transcript_text, feats.ocr_text])
             feats.text_metadata, feats.text_transcript, feats.text_ocr = vecs
         return feats
+
+    def reencode_text(self, feats: VideoFeatures) -> VideoFeatures:
+        """The record with its text vectors and bridge in this extractor's text space, from what
+        it stores (texts and top classes): a changed text encoder needs no media."""
+        vecs = self.text.encode([feats.metadata_text, feats.transcript_text, feats.ocr_text])
+        bridge = bridge_vectors(self.bridge.class_vectors, feats.frame_top_classes, feats.frame_top_probs)
+        versions = {**feats.encoder_versions, "text": self.text.version, "bridge": self.bridge.version}
+        return replace(feats, text_metadata=vecs[0], text_transcript=vecs[1], text_ocr=vecs[2], frame_bridge=bridge,
+                       encoder_versions=versions)

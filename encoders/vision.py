@@ -202,4 +202,13 @@ class TextBridge:
 
     def bridge(self, logits: np.ndarray) -> np.ndarray:
         idx, weights = self.top_classes(logits)
-        return normalize_rows(np.einsum("nk,nkd->nd", weights, self.class_vectors[idx]))
+        return bridge_vectors(self.class_vectors, idx, weights)
+
+
+def bridge_vectors(class_vectors: np.ndarray, idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(n, d) unit bridge vectors: each frame's top classes' text vectors, weighted by their
+    renormalised probabilities. Pure, so a record's stored top classes can be bridged again into
+    another text encoder's space without the backbone."""
+    if len(idx) == 0:
+        return np.zeros((0, class_vectors.shape[1]), np.float32)
+    return normalize_rows(np.einsum("nk,nkd->nd", weights, class_vectors[np.asarray(idx, np.int64)])).astype(np.float32)

@@ -28,12 +28,33 @@ def cache_path(ds: Dataset, video_id: str, vision_model: str = "efficientnet-lit
     return ds.root / folder / f"{video_id}.npz"
 
 
+MEDIA_ENCODERS = ("vision", "asr", "ocr")  # a change here needs the media again
+TEXT_ENCODERS = ("text", "bridge")  # a change here is re-encoded from the stored record
+
+
+def staleness(have: dict[str, str], want: dict[str, str]) -> str:
+    """"fresh", "text" (only the text encoder or the bridge changed: re-encode from the record)
+    or "media" (a media encoder changed or was added: extract again). A record from before
+    versions were stored counts as media-stale."""
+    if not have or any(have.get(k) != want[k] for k in MEDIA_ENCODERS if k in want):
+        return "media"
+    return "text" if any(have.get(k) != want[k] for k in TEXT_ENCODERS if k in want) else "fresh"
+
+
 def dataset_features(ds: Dataset, settings: Settings, videos: list[VideoRecord] | None = None,
                      progress: Progress | None = None, refresh: bool = False) -> dict[str, VideoFeatures]:
-    """Features for `videos` (default: all), extracting only what the cache lacks."""
+    """Features for `videos` (default: all) from the configured encoders. A cached record made by
+    other encoder versions is not reused as it is: a changed text encoder or bridge is re-encoded
+    from the record, and a changed vision, ASR or OCR encoder extracts the video again (the
+    encoders are loaded for their versions, a few seconds)."""
+    from vidsearch.encoders.extract import FeatureExtractor
+
     videos = ds.videos if videos is None else videos
+    extractor = FeatureExtractor.load(settings)
+    want = extractor.versions()
     out: dict[str, VideoFeatures] = {}
     missing: list[VideoRecord] = []
+    reencoded = 0
     for v in videos:
         path = cache_path(ds, v.video_id, settings.encoders.vision_model)
         if path.exists() and not refresh:
@@ -42,14 +63,18 @@ def dataset_features(ds: Dataset, settings: Settings, videos: list[VideoRecord] 
             except FeatureFormatError as exc:
                 log.warning("re-extracting %s: %s", v.video_id, exc)
             else:
-                if feats.title == v.title and feats.description == v.description:
+                state = staleness(feats.encoder_versions, want)
+                if feats.title == v.title and feats.description == v.description and state != "media":
+                    if state == "text":
+                        feats = extractor.reencode_text(feats)
+                        _save(feats, path)
+                        reencoded += 1
                     out[v.video_id] = feats
                     continue
         missing.append(v)
+    if reencoded:
+        log.info("%s: %s cached records re-encoded for text %s", ds.root, reencoded, want["text"])
     if missing:
-        from vidsearch.encoders.extract import FeatureExtractor
-
-        extractor = FeatureExtractor.load(settings)
         items = progress(missing, len(missing)) if progress else missing
         for v in items:
             media = ds.media_path(v)
@@ -58,12 +83,15 @@ def dataset_features(ds: Dataset, settings: Settings, videos: list[VideoRecord] 
             except VidsearchError as exc:
                 log.error("cannot extract %s (%s): %s", v.video_id, media, exc)
                 continue
-            path = cache_path(ds, v.video_id, settings.encoders.vision_model)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".part")
-            feats.save(tmp)
-            tmp.replace(path)
+            _save(feats, cache_path(ds, v.video_id, settings.encoders.vision_model))
             out[v.video_id] = feats
     if not out:
         raise DatasetError(f"{ds.root}: no video could be decoded")
     return out
+
+
+def _save(feats: VideoFeatures, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    feats.save(tmp)
+    tmp.replace(path)

@@ -26,7 +26,8 @@ import numpy as np
 
 from vidsearch.core.settings import Settings
 from vidsearch.encoders.features import VideoFeatures
-from vidsearch.encoders.text import TextEncoder, normalize_rows
+from vidsearch.encoders.text import TextEncoder
+from vidsearch.encoders.vision import bridge_vectors
 from vidsearch.ops.datasets.format import Dataset, QueryRecord
 
 LANGUAGES = ("de", "fr", "es", "ja", "zh_CN")
@@ -53,9 +54,7 @@ def in_text_space(features: dict[str, VideoFeatures], text: TextEncoder, class_v
     out = {}
     for i, v in zip(ids, vecs, strict=True):
         f = features[i]
-        idx = f.frame_top_classes.astype(np.int64)
-        bridge = (normalize_rows(np.einsum("nk,nkd->nd", f.frame_top_probs, class_vectors[idx])).astype(np.float32)
-                  if len(idx) else np.zeros((0, class_vectors.shape[1]), np.float32))
+        bridge = bridge_vectors(class_vectors, f.frame_top_classes, f.frame_top_probs)
         out[i] = dataclasses.replace(f, text_metadata=v[0], text_transcript=v[1], text_ocr=v[2], frame_bridge=bridge)
     return out
 
