@@ -132,10 +132,15 @@ class FeatureExtractor:
         return feats
 
     def reencode_text(self, feats: VideoFeatures) -> VideoFeatures:
-        """The record with its text vectors and bridge in this extractor's text space, from what
-        it stores (texts and top classes): a changed text encoder needs no media."""
-        vecs = self.text.encode([feats.metadata_text, feats.transcript_text, feats.ocr_text])
-        bridge = bridge_vectors(self.bridge.class_vectors, feats.frame_top_classes, feats.frame_top_probs)
-        versions = {**feats.encoder_versions, "text": self.text.version, "bridge": self.bridge.version}
-        return replace(feats, text_metadata=vecs[0], text_transcript=vecs[1], text_ocr=vecs[2], frame_bridge=bridge,
-                       encoder_versions=versions)
+        return in_text_space(feats, self.text, self.bridge)
+
+
+def in_text_space(feats: VideoFeatures, text: TextEncoder, bridge: TextBridge) -> VideoFeatures:
+    """The record with its text vectors and bridge in `text`'s space, from what it stores (texts
+    and top classes), so a changed text encoder needs no media. Unchanged when it is there already."""
+    if feats.encoder_versions.get("text") == text.version and feats.encoder_versions.get("bridge") == bridge.version:
+        return feats
+    vecs = text.encode([feats.metadata_text, feats.transcript_text, feats.ocr_text])
+    return replace(feats, text_metadata=vecs[0], text_transcript=vecs[1], text_ocr=vecs[2],
+                   frame_bridge=bridge_vectors(bridge.class_vectors, feats.frame_top_classes, feats.frame_top_probs),
+                   encoder_versions={**feats.encoder_versions, "text": text.version, "bridge": bridge.version})

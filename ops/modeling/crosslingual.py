@@ -6,10 +6,11 @@ language L is taken from the first relevant stamp that has one, and queries with
 translation are left out of L. Each language is compared with English **on the same queries**,
 so a language with fewer translations is not judged on an easier or harder subset.
 
-The videos and their features are those of the split as indexed. The text vectors (metadata,
-transcript, OCR) and the vision bridge (the stored top ImageNet classes through the class names'
-text vectors) are encoded again with the configured text encoder, so with
-`encoders.text_model = "e5"` everything is in E5's multilingual space.
+The videos and their features are those of the split as indexed, in the configured text
+encoder's space: records made by another text encoder get their text vectors (metadata,
+transcript, OCR) and vision bridge (the stored top ImageNet classes through the class names' text
+vectors) encoded again, so with `encoders.text_model = "e5"` everything is in E5's multilingual
+space.
 
 Text-rich videos carry a non-English caption in their metadata by design of the dataset, so a
 query in that very language can match it word for word; `text_poor` (camera-style titles) shows
@@ -22,12 +23,9 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from vidsearch.core.settings import Settings
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.text import TextEncoder
-from vidsearch.encoders.vision import bridge_vectors
 from vidsearch.ops.datasets.format import Dataset, QueryRecord
 
 LANGUAGES = ("de", "fr", "es", "ja", "zh_CN")
@@ -42,20 +40,6 @@ def translated_queries(queries: Sequence[QueryRecord], translations: Callable[[s
         text = next((t for vid in q.relevant if (t := translations(vid).get(lang, "").strip())), "")
         if text:
             out.append(q.model_copy(update={"text": text}))
-    return out
-
-
-def in_text_space(features: dict[str, VideoFeatures], text: TextEncoder, class_vectors: np.ndarray) -> dict[str, VideoFeatures]:
-    """The features with their text vectors and vision bridge encoded by `text`: the bridge is
-    the stored top-class probabilities over the class names' vectors in that encoder's space."""
-    ids = list(features)
-    texts = [t for i in ids for t in (features[i].metadata_text, features[i].transcript_text, features[i].ocr_text)]
-    vecs = text.encode(texts).astype(np.float32).reshape(len(ids), 3, -1)
-    out = {}
-    for i, v in zip(ids, vecs, strict=True):
-        f = features[i]
-        bridge = bridge_vectors(class_vectors, f.frame_top_classes, f.frame_top_probs)
-        out[i] = dataclasses.replace(f, text_metadata=v[0], text_transcript=v[1], text_ocr=v[2], frame_bridge=bridge)
     return out
 
 
@@ -76,13 +60,14 @@ def evaluate_crosslingual(ds: Dataset, features: dict[str, VideoFeatures], setti
                           progress: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     """Per language: R@1/R@10 per route and subset on its queries, English on the same queries,
     and `r10_share` = R@10 in that language / English R@10 (all videos), per route."""
+    from vidsearch.encoders.extract import in_text_space
     from vidsearch.encoders.text import load_text_encoder
-    from vidsearch.encoders.vision import class_names
+    from vidsearch.encoders.vision import TextBridge
 
     cfg = settings.encoders
     text = load_text_encoder(cfg.text_model, cfg.threads, cfg.batch_size)
-    class_vectors = text.encode([f"a photo of a {n}" for n in class_names()]).astype(np.float32)
-    feats = in_text_space(features, text, class_vectors)
+    bridge = TextBridge(text, cfg.bridge_top_k, settings.stack.cache_dir / "bridge")
+    feats = {i: in_text_space(f, text, bridge) for i, f in features.items()}  # a no-op where they are already
     if translations is None:
         translations = tuxpaint_translations()
     _, english = ds.split(split)
