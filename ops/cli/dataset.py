@@ -78,3 +78,28 @@ def copies(
     except VidsearchError as exc:
         raise fail(exc) from exc
     print_json({"out": str(out), **counts}) if json else console.print(counts)
+
+
+@app.command("pretrain")
+def pretrain(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Corpus folder to write (rendered images are reused).")],
+    sources: Annotated[str, typer.Option(help="Comma-separated sources: fluent-emoji-3d, openmoji, emoji-datasource-google, "
+                                         "emoji-datasource-twitter, tuxpaint (train split only).")] =
+        "fluent-emoji-3d,openmoji,emoji-datasource-google,emoji-datasource-twitter,tuxpaint",
+    variants: Annotated[int, typer.Option(min=1, max=16, help="Frame-like renders per image.")] = 2,
+    limit: Annotated[int | None, typer.Option(help="At most this many images per source, for small runs.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every rendering choice.")] = 0,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Assemble image-text pairs for the visual bridge head from packaged sources only (npm emoji
+    sets, PyPI emoji names, the Tux Paint train split), with licences, versions and counts per
+    source in manifest.json. Tux Paint validation and test stamps and captions never enter."""
+    from vidsearch.ops.datasets.pretrain.corpus import build
+
+    try:
+        manifest = build(out, state(ctx).settings.stack.cache_dir, [s.strip() for s in sources.split(",") if s.strip()],
+                         variants, seed, limit, progress=progress("corpus"))
+    except VidsearchError as exc:
+        raise fail(exc) from exc
+    print_json({"out": str(out), **manifest}) if json else console.print(manifest)

@@ -20,6 +20,7 @@ ls /usr/lib/jvm/*/release >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 [ -d /usr/share/tuxpaint/stamps ] || need_apt+=(tuxpaint-stamps-default)
 [ -d /usr/share/doc/opencv-doc/examples/data ] || need_apt+=(opencv-doc)
 [ -d /usr/share/pocketsphinx/test/data/librivox ] || need_apt+=(pocketsphinx-testdata)
+ldconfig -p | grep -q 'libcairo\.so\.2' || need_apt+=(libcairo2)  # cairosvg draws OpenMoji's SVGs for the pretraining corpus
 command -v chromium >/dev/null || need_apt+=(chromium)  # the results-page browser test (Debian's, never a downloaded one)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
