@@ -150,6 +150,11 @@ class EncoderSettings(_Section):
     threads: int = 2
     batch_size: int = 32
     bridge_top_k: int = 5
+    # The per-keyframe bridge into the text space: "imagenet" weighs the text vectors of the
+    # backbone's top ImageNet classes; "pretrained" runs the trained head (`vidsearch pretrain`) on
+    # the pooled features. `bridge_head` names a head file; empty takes the one shipped in the package.
+    bridge: Literal["imagenet", "pretrained"] = "imagenet"
+    bridge_head: Path | None = None
     asr: bool = True
     asr_beam_size: int = 5
     ocr: bool = True

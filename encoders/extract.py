@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from vidsearch.core.settings import Settings
+from vidsearch.encoders.bridges import Bridge, load_bridge
 from vidsearch.encoders.errors import NoAudioStreamError
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.media.decode import audio_16k, frames_and_shots, probe
 from vidsearch.encoders.ocr import RapidOcrReader
 from vidsearch.encoders.speech import WhisperSpeech
 from vidsearch.encoders.text import TextEncoder, load_text_encoder
-from vidsearch.encoders.vision import TextBridge, VisionEncoder, bridge_vectors
+from vidsearch.encoders.vision import VisionEncoder, top_classes
 
 STAGES = ("decode", "asr", "ocr", "vision", "text")
 
@@ -46,7 +47,7 @@ class FeatureExtractor:
         settings: Settings,
         text: TextEncoder,
         vision: VisionEncoder,
-        bridge: TextBridge,
+        bridge: Bridge,
         speech: WhisperSpeech | None,
         ocr: RapidOcrReader | None,
     ) -> None:
@@ -69,7 +70,7 @@ class FeatureExtractor:
 
             text = load_text_encoder(cfg.text_model, cfg.threads, cfg.batch_size)
             vision = EfficientNetEncoder(cfg.threads, cfg.batch_size, cfg.vision_model)
-        bridge = TextBridge(text, cfg.bridge_top_k, settings.stack.cache_dir / "bridge")
+        bridge = load_bridge(settings, text, vision.version)
         speech = WhisperSpeech(cfg.threads, cfg.asr_beam_size) if cfg.asr else None
         ocr = RapidOcrReader(cfg.ocr_min_score, cfg.ocr_gate_side, cfg.ocr_gate_box_thresh) if cfg.ocr else None
         return cls(settings, text, vision, bridge, speech, ocr)
@@ -123,9 +124,9 @@ class FeatureExtractor:
         with timer.stage("vision"):
             out = self.vision.encode([k.rgb for k in frames])
             feats.frame_features = out.features
-            idx, probs = self.bridge.top_classes(out.logits)
+            idx, probs = top_classes(out.logits, self.settings.encoders.bridge_top_k)
             feats.frame_top_classes, feats.frame_top_probs = idx.astype(np.int16), probs.astype(np.float32)
-            feats.frame_bridge = self.bridge.bridge(out.logits)
+            feats.frame_bridge = self.bridge.from_vision(out.features, out.logits)
         with timer.stage("text"):
             vecs = self.text.encode([feats.metadata_text, feats.transcript_text, feats.ocr_text])
             feats.text_metadata, feats.text_transcript, feats.text_ocr = vecs
@@ -135,12 +136,12 @@ class FeatureExtractor:
         return in_text_space(feats, self.text, self.bridge)
 
 
-def in_text_space(feats: VideoFeatures, text: TextEncoder, bridge: TextBridge) -> VideoFeatures:
+def in_text_space(feats: VideoFeatures, text: TextEncoder, bridge: Bridge) -> VideoFeatures:
     """The record with its text vectors and bridge in `text`'s space, from what it stores (texts
     and top classes), so a changed text encoder needs no media. Unchanged when it is there already."""
     if feats.encoder_versions.get("text") == text.version and feats.encoder_versions.get("bridge") == bridge.version:
         return feats
     vecs = text.encode([feats.metadata_text, feats.transcript_text, feats.ocr_text])
     return replace(feats, text_metadata=vecs[0], text_transcript=vecs[1], text_ocr=vecs[2],
-                   frame_bridge=bridge_vectors(bridge.class_vectors, feats.frame_top_classes, feats.frame_top_probs),
+                   frame_bridge=bridge.from_record(feats),
                    encoder_versions={**feats.encoder_versions, "text": text.version, "bridge": bridge.version})

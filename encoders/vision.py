@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from vidsearch.encoders.errors import MissingExtraError, ModelLoadError
 from vidsearch.encoders.runtime import configure_threads
 from vidsearch.encoders.text import TextEncoder, normalize_rows
 from vidsearch.encoders.versioning import version_id
+
+if TYPE_CHECKING:
+    from vidsearch.encoders.features import VideoFeatures
 
 log = logging.getLogger(__name__)
 
@@ -195,15 +198,27 @@ class TextBridge:
         return vectors
 
     def top_classes(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Indices (n, k) and renormalised probabilities (n, k) of the top-k classes."""
-        probs = softmax(logits)
-        idx = np.argsort(-probs, axis=1)[:, : self.top_k]
-        top = np.take_along_axis(probs, idx, axis=1)
-        return idx, top / top.sum(axis=1, keepdims=True)
+        return top_classes(logits, self.top_k)
 
     def bridge(self, logits: np.ndarray) -> np.ndarray:
         idx, weights = self.top_classes(logits)
         return bridge_vectors(self.class_vectors, idx, weights)
+
+    def from_vision(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        return self.bridge(logits)
+
+    def from_record(self, feats: VideoFeatures) -> np.ndarray:
+        """The bridge again from what a record stores (its top classes), without the backbone."""
+        return bridge_vectors(self.class_vectors, feats.frame_top_classes, feats.frame_top_probs)
+
+
+def top_classes(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (n, k) and renormalised probabilities (n, k) of the top-k ImageNet classes; records
+    store them whichever bridge runs (they name what a keyframe shows)."""
+    probs = softmax(logits)
+    idx = np.argsort(-probs, axis=1)[:, :k]
+    top = np.take_along_axis(probs, idx, axis=1)
+    return idx, top / top.sum(axis=1, keepdims=True)
 
 
 def bridge_vectors(class_vectors: np.ndarray, idx: np.ndarray, weights: np.ndarray) -> np.ndarray:

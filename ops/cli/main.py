@@ -22,6 +22,7 @@ from vidsearch.ops.cli import (
     lite,
     model,
     models,
+    pretrain,
     search,
     stack,
     workers,
@@ -45,6 +46,7 @@ app.command("schema")(ingest.schema)
 app.command("demo")(demo.demo)
 app.add_typer(dataset.app, name="dataset")
 app.command("train")(model.train)
+app.command("pretrain")(pretrain.pretrain)
 app.command("eval")(model.evaluate)
 app.command("ablation")(model.ablation)
 app.command("train-fusion")(fusion.train_fusion)

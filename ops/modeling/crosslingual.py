@@ -60,13 +60,14 @@ def evaluate_crosslingual(ds: Dataset, features: dict[str, VideoFeatures], setti
                           progress: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     """Per language: R@1/R@10 per route and subset on its queries, English on the same queries,
     and `r10_share` = R@10 in that language / English R@10 (all videos), per route."""
+    from vidsearch.encoders.bridges import load_bridge
     from vidsearch.encoders.extract import in_text_space
     from vidsearch.encoders.text import load_text_encoder
-    from vidsearch.encoders.vision import TextBridge
 
     cfg = settings.encoders
     text = load_text_encoder(cfg.text_model, cfg.threads, cfg.batch_size)
-    bridge = TextBridge(text, cfg.bridge_top_k, settings.stack.cache_dir / "bridge")
+    backbone = next((f.encoder_versions.get("vision", "") for f in features.values()), "")
+    bridge = load_bridge(settings, text, backbone)
     feats = {i: in_text_space(f, text, bridge) for i, f in features.items()}  # a no-op where they are already
     if translations is None:
         translations = tuxpaint_translations()

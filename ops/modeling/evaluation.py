@@ -1,7 +1,8 @@
 """`vidsearch eval`: retrieval metrics per config and subset, plus the modality-reliance diagnostic.
 
 Configs (the balanced-model ablation): text_only (title + description + ASR + OCR text vectors), naive_fusion (the
-documented default: mean of modality vectors), fusion_plain (trained without shuffle or margin),
+documented default: mean of modality vectors), bridge_imagenet and bridge_pretrained (the visual
+route alone, through the ImageNet label bridge or the trained bridge head), fusion_plain (trained without shuffle or margin),
 balanced (shuffle + dynamic margin), balanced_ncl (balanced, ranked with NCL biases from the
 training-query bank).
 
@@ -27,12 +28,13 @@ from vidsearch.encoders.balanced.train import Split
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.default import fuse, modality_vectors
 from vidsearch.encoders.text import load_text_encoder, normalize_rows
+from vidsearch.encoders.visual_bridge.head import BridgeHead
 from vidsearch.ops.datasets.format import Dataset
 from vidsearch.ops.modeling.splits import make_split
 from vidsearch.ops.modeling.training import variant_dir
 
 log = logging.getLogger(__name__)
-MODEL_CONFIGS = ("text_only", "naive_fusion", "fusion_plain", "balanced", "balanced_ncl")
+MODEL_CONFIGS = ("text_only", "naive_fusion", "bridge_imagenet", "bridge_pretrained", "fusion_plain", "balanced", "balanced_ncl")
 
 
 @dataclass
@@ -70,6 +72,24 @@ def _naive(split: Split, feats: list[VideoFeatures]) -> Embedded:
     return Embedded(split.query_vecs @ v.T, v, np.stack([x["text"] for x in mv]), np.stack([x["visual"] for x in mv]))
 
 
+def _visual_only(split: Split, feats: list[VideoFeatures]) -> Embedded:
+    """bridge_imagenet: the visual route alone, through the ImageNet label bridge the records store."""
+    v = normalize_rows(np.stack([modality_vectors(f)["visual"] for f in feats]))
+    return Embedded(split.query_vecs @ v.T, v, np.zeros_like(v), v)
+
+
+def _pretrained_visual(head: BridgeHead) -> Callable[[Split, list[VideoFeatures]], Embedded]:
+    """bridge_pretrained: the visual route alone, each keyframe's pooled features through the
+    trained head, averaged per video (the head reads the stored features; no media is decoded)."""
+
+    def run(split: Split, feats: list[VideoFeatures]) -> Embedded:
+        rows = [head(f.frame_features).mean(axis=0) if len(f.frame_features) else np.zeros(head.w2.shape[1], np.float32) for f in feats]
+        v = normalize_rows(np.stack(rows))
+        return Embedded(split.query_vecs @ v.T, v, np.zeros_like(v), v)
+
+    return run
+
+
 def _model(model: BalancedModel, split: Split, ncl: bool = False) -> Embedded:
     out = model.embed_arrays(split.arrays)
     q = model.embed_query_vectors(split.query_vecs)
@@ -83,7 +103,8 @@ def _model(model: BalancedModel, split: Split, ncl: bool = False) -> Embedded:
 
 
 def model_configs(model_dir: Path | None) -> dict[str, Callable[[Split, list[VideoFeatures]], Embedded]]:
-    configs: dict[str, Callable[[Split, list[VideoFeatures]], Embedded]] = {"text_only": _text_only, "naive_fusion": _naive}
+    configs: dict[str, Callable[[Split, list[VideoFeatures]], Embedded]] = {
+        "text_only": _text_only, "naive_fusion": _naive, "bridge_imagenet": _visual_only}
     if model_dir is None:
         return configs
     plain_dir = variant_dir(model_dir, "fusion_plain")
@@ -99,12 +120,19 @@ def model_configs(model_dir: Path | None) -> dict[str, Callable[[Split, list[Vid
 
 
 def evaluate(ds: Dataset, features: dict[str, VideoFeatures], settings: Settings, model_dir: Path | None,
-             split: str = "test", retrieval_store: str | None = None) -> dict:
-    """`retrieval_store` (milvus-lite, milvus or opensearch) adds the retrieval rows."""
+             split: str = "test", retrieval_store: str | None = None, bridge_head: Path | None = None) -> dict:
+    """`retrieval_store` (milvus-lite, milvus or opensearch) adds the retrieval rows; `bridge_head`
+    the bridge_pretrained row."""
     text = load_text_encoder(settings.encoders.text_model, settings.encoders.threads, settings.encoders.batch_size)
     sp, ids = make_split(ds, split, features, text)
     feats = [features[i] for i in ids]
     configs = model_configs(model_dir)
+    if bridge_head is not None:
+        head = BridgeHead.load(bridge_head)
+        backbones = {f.encoder_versions.get("vision", "") for f in feats}
+        for backbone in backbones:
+            head.check_fits(backbone, text.version)
+        configs["bridge_pretrained"] = _pretrained_visual(head)
     unavailable: dict[str, str] = {}
     if retrieval_store:
         from vidsearch.ops.modeling.retrieval_eval import retrieval_configs

@@ -63,7 +63,7 @@ def test_cli_train_and_eval_report_every_config(small_dataset: Path, tmp_path: P
     result = runner.invoke(app, ["eval", "--data", str(small_dataset), "--model", str(tmp_path / "m"), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{"):])
-    assert set(report["metrics"]) == {"text_only", "naive_fusion", "fusion_plain", "balanced", "balanced_ncl"}
+    assert set(report["metrics"]) == {"text_only", "naive_fusion", "bridge_imagenet", "fusion_plain", "balanced", "balanced_ncl"}
     for per in report["metrics"].values():
         assert set(per) == {"all", "text_rich", "text_poor"}
         for m in per.values():

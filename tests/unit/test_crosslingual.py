@@ -4,13 +4,13 @@ left out), records re-encoded into another text space, and the Tux Paint caption
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from vidsearch.encoders.extract import in_text_space
 from vidsearch.encoders.features import VideoFeatures
+from vidsearch.encoders.vision import TextBridge
 from vidsearch.ops.datasets.format import QueryRecord
 from vidsearch.ops.datasets.tuxpaint import captions_by_language
 from vidsearch.ops.modeling.crosslingual import translated_queries
@@ -49,9 +49,10 @@ def test_features_are_reencoded_and_the_bridge_follows_the_stored_top_classes() 
     f = VideoFeatures(video_id="v", title="abba", description="", frame_top_classes=np.array([[1, 0], [2, 2]], np.int16),
                       frame_top_probs=np.array([[0.5, 0.5], [1.0, 0.0]], np.float32),
                       encoder_versions={"text": "minilm@1", "bridge": "bridge@minilm@1/k2", "vision": "lite0@1"})
-    bridge = SimpleNamespace(class_vectors=np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 3]], np.float32),
-                             version="bridge@letters/k2")
-    out = in_text_space(f, _Letters(), bridge)  # type: ignore[arg-type]
+    bridge = object.__new__(TextBridge)  # the class-name vectors by hand, not from ImageNet names
+    bridge.class_vectors = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 3]], np.float32)
+    bridge.version = "bridge@letters/k2"
+    out = in_text_space(f, _Letters(), bridge)
     np.testing.assert_allclose(out.text_metadata, [2, 2, 0, 0])
     np.testing.assert_allclose(out.text_transcript, [0, 0, 0, 0])
     np.testing.assert_allclose(out.frame_bridge, [[2**-0.5, 2**-0.5, 0, 0], [0, 0, 0, 1]], rtol=1e-6)
