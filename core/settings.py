@@ -152,9 +152,12 @@ class EncoderSettings(_Section):
     bridge_top_k: int = 5
     # The per-keyframe bridge into the text space: "imagenet" weighs the text vectors of the
     # backbone's top ImageNet classes; "pretrained" runs the trained head (`vidsearch pretrain`) on
-    # the pooled features. `bridge_head` names a head file; empty takes the one shipped in the package.
-    bridge: Literal["imagenet", "pretrained"] = "imagenet"
+    # the pooled features; "joined" mixes both per keyframe (weight `bridge_join_weight`, empty takes
+    # the one `vidsearch pretrain --join-data` chose on validation and wrote into the head's card).
+    # `bridge_head` names a head file; empty takes the one shipped in the package.
+    bridge: Literal["imagenet", "pretrained", "joined"] = "imagenet"
     bridge_head: Path | None = None
+    bridge_join_weight: float | None = Field(None, ge=0, le=1)
     asr: bool = True
     asr_beam_size: int = 5
     ocr: bool = True

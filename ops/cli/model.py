@@ -65,8 +65,9 @@ def evaluate(
                                                                       "R@1/R@10 per language against English on the same queries, "
                                                                       "with the configured text model (set encoders.text_model = e5).")] = False,
     languages: Annotated[str, typer.Option(help="With --crosslingual: comma-separated Tux Paint language codes.")] = "de,fr,es,ja,zh_CN",
-    bridge_head: Annotated[Path | None, typer.Option("--bridge-head", help="Also the bridge_pretrained row: the visual route "
-                                                                          "alone through this head (from `vidsearch pretrain`).")] = None,
+    bridge_head: Annotated[Path | None, typer.Option("--bridge-head", help="Also the bridge_pretrained and bridge_joined rows: "
+                                                                          "the visual route alone through this head (from `vidsearch "
+                                                                          "pretrain`), and mixed with the label bridge.")] = None,
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """R@1/5/10, median rank and R@sum per config and subset, and the R_vt diagnostic; with

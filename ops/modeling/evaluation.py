@@ -1,8 +1,9 @@
 """`vidsearch eval`: retrieval metrics per config and subset, plus the modality-reliance diagnostic.
 
 Configs (the balanced-model ablation): text_only (title + description + ASR + OCR text vectors), naive_fusion (the
-documented default: mean of modality vectors), bridge_imagenet and bridge_pretrained (the visual
-route alone, through the ImageNet label bridge or the trained bridge head), fusion_plain (trained without shuffle or margin),
+documented default: mean of modality vectors), bridge_imagenet, bridge_pretrained and bridge_joined
+(the visual route alone, through the ImageNet label bridge, the trained bridge head or their mix),
+fusion_plain (trained without shuffle or margin),
 balanced (shuffle + dynamic margin), balanced_ncl (balanced, ranked with NCL biases from the
 training-query bank).
 
@@ -25,16 +26,18 @@ from vidsearch.encoders.balanced.metrics import subset_metrics
 from vidsearch.encoders.balanced.ncl import ncl_scores
 from vidsearch.encoders.balanced.serve import BalancedModel
 from vidsearch.encoders.balanced.train import Split
+from vidsearch.encoders.bridges import DEFAULT_JOIN_WEIGHT, Bridge, JoinedBridge
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.default import fuse, modality_vectors
-from vidsearch.encoders.text import load_text_encoder, normalize_rows
-from vidsearch.encoders.visual_bridge.head import BridgeHead
+from vidsearch.encoders.text import TextEncoder, load_text_encoder, normalize_rows
+from vidsearch.encoders.vision import TextBridge
+from vidsearch.encoders.visual_bridge.head import BridgeHead, PretrainedBridge
 from vidsearch.ops.datasets.format import Dataset
 from vidsearch.ops.modeling.splits import make_split
 from vidsearch.ops.modeling.training import variant_dir
 
 log = logging.getLogger(__name__)
-MODEL_CONFIGS = ("text_only", "naive_fusion", "bridge_imagenet", "bridge_pretrained", "fusion_plain", "balanced", "balanced_ncl")
+MODEL_CONFIGS = ("text_only", "naive_fusion", "bridge_imagenet", "bridge_pretrained", "bridge_joined", "fusion_plain", "balanced", "balanced_ncl")
 
 
 @dataclass
@@ -72,19 +75,22 @@ def _naive(split: Split, feats: list[VideoFeatures]) -> Embedded:
     return Embedded(split.query_vecs @ v.T, v, np.stack([x["text"] for x in mv]), np.stack([x["visual"] for x in mv]))
 
 
-def _visual_only(split: Split, feats: list[VideoFeatures]) -> Embedded:
-    """bridge_imagenet: the visual route alone, through the ImageNet label bridge the records store."""
-    v = normalize_rows(np.stack([modality_vectors(f)["visual"] for f in feats]))
-    return Embedded(split.query_vecs @ v.T, v, np.zeros_like(v), v)
+def visual_route(bridge: Bridge, feats: list[VideoFeatures]) -> np.ndarray:
+    """(videos, d) unit vectors: each keyframe bridged from what its record stores (top classes,
+    pooled features), averaged per video. No media is decoded, so every bridge kind is compared on
+    the same keyframes whichever bridge the records were extracted with."""
+    rows = []
+    for f in feats:
+        frames = bridge.from_record(f)  # (0, d) for a video without keyframes
+        rows.append(frames.mean(axis=0) if len(frames) else np.zeros(frames.shape[1], np.float32))
+    return normalize_rows(np.stack(rows))
 
 
-def _pretrained_visual(head: BridgeHead) -> Callable[[Split, list[VideoFeatures]], Embedded]:
-    """bridge_pretrained: the visual route alone, each keyframe's pooled features through the
-    trained head, averaged per video (the head reads the stored features; no media is decoded)."""
+def _bridge_only(bridge: Bridge) -> Callable[[Split, list[VideoFeatures]], Embedded]:
+    """bridge_*: the visual route alone through one bridge kind."""
 
     def run(split: Split, feats: list[VideoFeatures]) -> Embedded:
-        rows = [head(f.frame_features).mean(axis=0) if len(f.frame_features) else np.zeros(head.w2.shape[1], np.float32) for f in feats]
-        v = normalize_rows(np.stack(rows))
+        v = visual_route(bridge, feats)
         return Embedded(split.query_vecs @ v.T, v, np.zeros_like(v), v)
 
     return run
@@ -104,7 +110,7 @@ def _model(model: BalancedModel, split: Split, ncl: bool = False) -> Embedded:
 
 def model_configs(model_dir: Path | None) -> dict[str, Callable[[Split, list[VideoFeatures]], Embedded]]:
     configs: dict[str, Callable[[Split, list[VideoFeatures]], Embedded]] = {
-        "text_only": _text_only, "naive_fusion": _naive, "bridge_imagenet": _visual_only}
+        "text_only": _text_only, "naive_fusion": _naive}
     if model_dir is None:
         return configs
     plain_dir = variant_dir(model_dir, "fusion_plain")
@@ -119,20 +125,32 @@ def model_configs(model_dir: Path | None) -> dict[str, Callable[[Split, list[Vid
     return configs
 
 
+def bridge_rows(settings: Settings, text: TextEncoder, feats: list[VideoFeatures], bridge_head: Path | None,
+                join_weight: float | None = None) -> dict[str, Bridge]:
+    """bridge_imagenet always; with a head, bridge_pretrained and bridge_joined (at `join_weight`,
+    else the weight in the head's card, the one chosen on validation)."""
+    labels = TextBridge(text, settings.encoders.bridge_top_k, settings.stack.cache_dir / "bridge")
+    rows: dict[str, Bridge] = {"bridge_imagenet": labels}
+    if bridge_head is None:
+        return rows
+    head = BridgeHead.load(bridge_head)
+    for backbone in {f.encoder_versions.get("vision", "") for f in feats}:
+        head.check_fits(backbone, text.version)
+    pretrained = PretrainedBridge(head, text.version)
+    weight = join_weight if join_weight is not None else float(head.card.get("join_weight", DEFAULT_JOIN_WEIGHT))
+    rows.update({"bridge_pretrained": pretrained, "bridge_joined": JoinedBridge(pretrained, labels, weight)})
+    return rows
+
+
 def evaluate(ds: Dataset, features: dict[str, VideoFeatures], settings: Settings, model_dir: Path | None,
              split: str = "test", retrieval_store: str | None = None, bridge_head: Path | None = None) -> dict:
     """`retrieval_store` (milvus-lite, milvus or opensearch) adds the retrieval rows; `bridge_head`
-    the bridge_pretrained row."""
+    the bridge_pretrained and bridge_joined rows."""
     text = load_text_encoder(settings.encoders.text_model, settings.encoders.threads, settings.encoders.batch_size)
     sp, ids = make_split(ds, split, features, text)
     feats = [features[i] for i in ids]
     configs = model_configs(model_dir)
-    if bridge_head is not None:
-        head = BridgeHead.load(bridge_head)
-        backbones = {f.encoder_versions.get("vision", "") for f in feats}
-        for backbone in backbones:
-            head.check_fits(backbone, text.version)
-        configs["bridge_pretrained"] = _pretrained_visual(head)
+    configs.update({name: _bridge_only(b) for name, b in bridge_rows(settings, text, feats, bridge_head).items()})
     unavailable: dict[str, str] = {}
     if retrieval_store:
         from vidsearch.ops.modeling.retrieval_eval import retrieval_configs
