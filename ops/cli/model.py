@@ -68,6 +68,9 @@ def evaluate(
     bridge_head: Annotated[Path | None, typer.Option("--bridge-head", help="Also the bridge_pretrained and bridge_joined rows: "
                                                                           "the visual route alone through this head (from `vidsearch "
                                                                           "pretrain`), and mixed with the label bridge.")] = None,
+    also_model: Annotated[list[Path] | None, typer.Option("--also-model", help="Another model folder (repeatable): its rows "
+                                                                              "as balanced@<folder>, each model on the bridge "
+                                                                              "it was trained on.")] = None,
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """R@1/5/10, median rank and R@sum per config and subset, and the R_vt diagnostic; with
@@ -96,7 +99,7 @@ def evaluate(
 
             report = evaluate_moments(ds, feats, settings, split, model)
         else:
-            report = run_eval(ds, feats, settings, model, split, retrieval, bridge_head)
+            report = run_eval(ds, feats, settings, model, split, retrieval, bridge_head, also_model or ())
     except (VidsearchError, ValueError, FileNotFoundError) as exc:
         raise fail(exc) from exc
     if json:

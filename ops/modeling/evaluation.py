@@ -15,18 +15,20 @@ ratios, because cos(F_t, m) can be near zero for a single video.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from vidsearch.core.settings import Settings
+from vidsearch.encoders.balanced.inputs import video_arrays
 from vidsearch.encoders.balanced.metrics import subset_metrics
 from vidsearch.encoders.balanced.ncl import ncl_scores
 from vidsearch.encoders.balanced.serve import BalancedModel
 from vidsearch.encoders.balanced.train import Split
-from vidsearch.encoders.bridges import DEFAULT_JOIN_WEIGHT, Bridge, JoinedBridge
+from vidsearch.encoders.bridges import DEFAULT_JOIN_WEIGHT, Bridge, JoinedBridge, load_bridge
+from vidsearch.encoders.extract import in_text_space
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.default import fuse, modality_vectors
 from vidsearch.encoders.text import TextEncoder, load_text_encoder, normalize_rows
@@ -34,7 +36,7 @@ from vidsearch.encoders.vision import TextBridge
 from vidsearch.encoders.visual_bridge.head import BridgeHead, PretrainedBridge
 from vidsearch.ops.datasets.format import Dataset
 from vidsearch.ops.modeling.splits import make_split
-from vidsearch.ops.modeling.training import variant_dir
+from vidsearch.ops.modeling.training import bridge_settings, variant_dir
 
 log = logging.getLogger(__name__)
 MODEL_CONFIGS = ("text_only", "naive_fusion", "bridge_imagenet", "bridge_pretrained", "bridge_joined", "fusion_plain", "balanced", "balanced_ncl")
@@ -108,20 +110,54 @@ def _model(model: BalancedModel, split: Split, ncl: bool = False) -> Embedded:
     return Embedded(scores, out["fused"], out["text"], out["vision"])
 
 
-def model_configs(model_dir: Path | None) -> dict[str, Callable[[Split, list[VideoFeatures]], Embedded]]:
-    configs: dict[str, Callable[[Split, list[VideoFeatures]], Embedded]] = {
-        "text_only": _text_only, "naive_fusion": _naive}
+ConfigFn = Callable[[Split, list[VideoFeatures]], Embedded]
+
+
+def on_own_bridge(model: BalancedModel, settings: Settings, text: TextEncoder, fn: Callable[[Split], Embedded],
+                  memo: dict[str, tuple[Split, list[VideoFeatures]]]) -> ConfigFn:
+    """Run a trained model on the bridge its card names: records extracted with another bridge are
+    bridged again from what they store (no media), so towers trained on the joined bridge are not
+    scored on label-bridge inputs or the other way round. `memo` shares the work between the
+    variants of one bridge."""
+
+    def run(split: Split, feats: list[VideoFeatures]) -> Embedded:
+        bridge = load_bridge(bridge_settings(settings, model.root, model.card), text,
+                             feats[0].encoder_versions.get("vision", "") if feats else "")
+        if all(f.encoder_versions.get("bridge") == bridge.version for f in feats):
+            return fn(split)
+        if bridge.version not in memo:
+            moved = [in_text_space(f, text, bridge) for f in feats]
+            memo[bridge.version] = (replace(split, arrays=video_arrays(moved)), moved)
+        return fn(memo[bridge.version][0])
+
+    return run
+
+
+def model_configs(model_dir: Path | None, settings: Settings | None = None, text: TextEncoder | None = None,
+                  suffix: str = "") -> dict[str, ConfigFn]:
+    """The rows of one model folder (balanced, balanced_ncl and its fusion_plain ablation), each
+    on the bridge its card names when `settings` and `text` are given."""
+    configs: dict[str, ConfigFn] = {} if suffix else {"text_only": _text_only, "naive_fusion": _naive}
     if model_dir is None:
         return configs
+    memo: dict[str, tuple[Split, list[VideoFeatures]]] = {}
+
+    def row(model: BalancedModel, ncl: bool = False) -> ConfigFn:
+        def fn(s: Split) -> Embedded:
+            return _model(model, s, ncl)
+
+        if settings is None or text is None:
+            return lambda s, f: fn(s)
+        return on_own_bridge(model, settings, text, fn, memo)
+
     plain_dir = variant_dir(model_dir, "fusion_plain")
     if (plain_dir / "video_tower.onnx").exists():
-        plain = BalancedModel.load(plain_dir)
-        configs["fusion_plain"] = lambda s, f: _model(plain, s)
+        configs["fusion_plain" + suffix] = row(BalancedModel.load(plain_dir))
     else:
         log.warning("%s: no fusion_plain ablation; that row is left out", model_dir)
     balanced = BalancedModel.load(model_dir)
-    configs["balanced"] = lambda s, f: _model(balanced, s)
-    configs["balanced_ncl"] = lambda s, f: _model(balanced, s, ncl=True)
+    configs["balanced" + suffix] = row(balanced)
+    configs["balanced_ncl" + suffix] = row(balanced, ncl=True)
     return configs
 
 
@@ -143,13 +179,18 @@ def bridge_rows(settings: Settings, text: TextEncoder, feats: list[VideoFeatures
 
 
 def evaluate(ds: Dataset, features: dict[str, VideoFeatures], settings: Settings, model_dir: Path | None,
-             split: str = "test", retrieval_store: str | None = None, bridge_head: Path | None = None) -> dict:
+             split: str = "test", retrieval_store: str | None = None, bridge_head: Path | None = None,
+             more_models: Sequence[Path] = ()) -> dict:
     """`retrieval_store` (milvus-lite, milvus or opensearch) adds the retrieval rows; `bridge_head`
-    the bridge_pretrained and bridge_joined rows."""
+    the bridge_pretrained and bridge_joined rows; `more_models` the rows of other model folders as
+    `balanced@<folder name>` (each model on its own bridge), so models trained on different
+    bridges are compared in one run on the same held-out videos and queries."""
     text = load_text_encoder(settings.encoders.text_model, settings.encoders.threads, settings.encoders.batch_size)
     sp, ids = make_split(ds, split, features, text)
     feats = [features[i] for i in ids]
-    configs = model_configs(model_dir)
+    configs = model_configs(model_dir, settings, text)
+    for other in more_models:
+        configs.update(model_configs(other, settings, text, suffix=f"@{other.name}"))
     configs.update({name: _bridge_only(b) for name, b in bridge_rows(settings, text, feats, bridge_head).items()})
     unavailable: dict[str, str] = {}
     if retrieval_store:

@@ -31,6 +31,7 @@ from vidsearch.ops.modeling.splits import make_split
 log = logging.getLogger(__name__)
 NCL_TAUS = (0.02, 0.05, 0.1)
 PARITY_MIN = 0.999
+MODEL_BRIDGE_HEAD = "bridge_head.npz"
 
 
 def variant_dir(out: Path, variant: str) -> Path:
@@ -45,6 +46,36 @@ def choose_ncl_tau(result: TrainResult, train_split: Split, val_split: Split) ->
               for tau in NCL_TAUS}
     best = max(trials, key=lambda t: trials[t])
     return best, bank, {str(k): v for k, v in trials.items()}
+
+
+def keep_bridge(settings: Settings, features: dict[str, VideoFeatures], dest: Path) -> dict[str, Any]:
+    """The bridge the towers were trained on, for the card; a trained head is copied into the
+    model folder, so the model is evaluated (and served) on the inputs it learned from."""
+    cfg = settings.encoders
+    entry: dict[str, Any] = {"kind": cfg.bridge, "version": _encoder_versions(features).get("bridge", "")}
+    if cfg.bridge == "imagenet":
+        return entry
+    from vidsearch.encoders.bridges import DEFAULT_JOIN_WEIGHT, SHIPPED_HEAD
+    from vidsearch.encoders.visual_bridge.head import BridgeHead
+
+    head = BridgeHead.load(cfg.bridge_head or SHIPPED_HEAD)
+    head.save(dest / MODEL_BRIDGE_HEAD)
+    entry["head"] = MODEL_BRIDGE_HEAD
+    if cfg.bridge == "joined":
+        entry["join_weight"] = cfg.bridge_join_weight if cfg.bridge_join_weight is not None else float(
+            head.card.get("join_weight", DEFAULT_JOIN_WEIGHT))
+    return entry
+
+
+def bridge_settings(settings: Settings, model_root: Path, card: dict[str, Any]) -> Settings:
+    """`settings` with the bridge a model's card names (models without the entry: the label bridge)."""
+    entry = card.get("bridge", {"kind": "imagenet"})
+    update: dict[str, Any] = {"bridge": entry["kind"]}
+    if "head" in entry:
+        update["bridge_head"] = model_root / entry["head"]
+    if "join_weight" in entry:
+        update["bridge_join_weight"] = entry["join_weight"]
+    return settings.model_copy(update={"encoders": settings.encoders.model_copy(update=update)})
 
 
 def _encoder_versions(features: dict[str, VideoFeatures]) -> dict[str, str]:
@@ -86,6 +117,7 @@ def train_model(ds: Dataset, features: dict[str, VideoFeatures], settings: Setti
             "onnx_parity_min_cos": parity,
             "ncl": {"tau": tau, "bank_size": int(len(bank)), "val_r1_by_tau": trials},
         }
+        card["bridge"] = keep_bridge(settings, features, dest)
         (dest / "card.json").write_text(json.dumps(card, indent=2))
         cards[variant] = card
         log.info("trained %s: best epoch %d, val R@sum %.1f", card["version"], result.best_epoch, result.val["all"]["rsum"])

@@ -38,6 +38,9 @@ def test_demo_indexes_real_media_and_answers(tmp_path: Path) -> None:
         assert report["dead"] == 0 and report["indexed"] == report["videos"] >= 19  # 6 stamps + 13 real clips
         top = report["queries"]["thanks for watching"][0]
         assert top["video_id"] == "gradio-a.mp4", report["queries"]["thanks for watching"]
+        assert report["right_answers"]["thanks for watching"] == {"right": ["gradio-a.mp4"], "rank": 1}
+        assert report["bridge"] == "joined", "the demo runs the shipped head, joined with the label bridge"
+        assert 'bridge = "joined"' in Path(report["config"]).read_text()
 
         # The next step the demo prints: search the demo catalogue from a new process, through the
         # config file it wrote (no VIDSEARCH_MILVUS__URI any more).
@@ -56,8 +59,27 @@ def test_demo_says_what_to_run_next(capsys: pytest.CaptureFixture[str]) -> None:
     from vidsearch.ops.cli.demo import _print_report
 
     report = {"indexed": 2, "videos": 2, "milvus_uri": "/c/demo.db", "seconds": 1.0, "config": "/c/my demo/vidsearch.toml",
-              "queries": {"a guitar": [{"score": 0.5, "title": "guitar", "video_id": "g"}]}}
+              "queries": {"a guitar": [{"score": 0.5, "title": "guitar", "video_id": "g"}], "a whale": [], "a cat": []},
+              "right_answers": {"a guitar": {"right": ["g"], "rank": 1}, "a whale": {"right": [], "rank": None},
+                                "a cat": {"right": ["c"], "rank": None}}}
     _print_report(report, "127.0.0.1", 8080, "a guitar")
     err = capsys.readouterr().err
+    assert "right answer g at rank 1" in err and "not in this catalogue" in err and "c not in the top 10" in err
     assert "export VIDSEARCH_CONFIG='/c/my demo/vidsearch.toml'" in err
     assert "vidsearch search 'a guitar'" in err and "http://127.0.0.1:8080/" in err and "vidsearch demo --serve" in err
+
+
+def test_the_right_answer_rank_is_the_first_right_video_one_based() -> None:
+    from vidsearch.ops.demo import right_answer_rank
+
+    assert right_answer_rank(["a", "b", "c"], ("c", "b")) == 2
+    assert right_answer_rank(["a"], ("z",)) is None
+    assert right_answer_rank([], ("z",)) is None
+
+
+def test_the_demo_runs_the_joined_bridge_unless_the_user_chose_one() -> None:
+    from vidsearch.core.settings import Settings
+    from vidsearch.ops.demo import demo_bridge
+
+    assert demo_bridge(Settings()).encoders.bridge == "joined"
+    assert demo_bridge(Settings(encoders={"bridge": "imagenet"})).encoders.bridge == "imagenet"

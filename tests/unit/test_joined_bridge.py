@@ -114,3 +114,22 @@ def test_the_onnx_head_reproduces_the_numpy_head(tmp_path: Path) -> None:
     parity = export_checked(head, tmp_path / "h.onnx", x)
     assert parity > 0.9999
     assert head_parity(_head(6, din=12, dout=7), tmp_path / "h.onnx", x) < 0.99, "another head's graph does not pass"
+
+
+def test_a_model_keeps_the_bridge_it_was_trained_on_and_eval_rebuilds_it(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from vidsearch.ops.modeling.training import MODEL_BRIDGE_HEAD, bridge_settings, keep_bridge
+
+    _head().with_card(join_weight=0.4).half().save(tmp_path / "h.npz")
+    trained_on = Settings(encoders={"bridge": "joined", "bridge_head": str(tmp_path / "h.npz")})
+    feats = {"v": SimpleNamespace(encoder_versions={"bridge": "joined0.4:x+y"})}
+    model = tmp_path / "model"
+    entry = keep_bridge(trained_on, feats, model)  # type: ignore[arg-type]
+    assert entry == {"kind": "joined", "version": "joined0.4:x+y", "head": MODEL_BRIDGE_HEAD, "join_weight": 0.4}
+    assert BridgeHead.load(model / MODEL_BRIDGE_HEAD).version == BridgeHead.load(tmp_path / "h.npz").version
+    again = bridge_settings(Settings(), model, {"bridge": entry}).encoders
+    assert (again.bridge, again.bridge_head, again.bridge_join_weight) == ("joined", model / MODEL_BRIDGE_HEAD, 0.4)
+    assert bridge_settings(Settings(encoders={"bridge": "joined"}), model, {}).encoders.bridge == "imagenet", \
+        "a model from before bridges were recorded was trained on the label bridge"
+    assert keep_bridge(Settings(), feats, model) == {"kind": "imagenet", "version": "joined0.4:x+y"}  # type: ignore[arg-type]
