@@ -79,3 +79,33 @@ def test_eval_on_a_malformed_folder_fails_cleanly(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--json"])
     assert result.exit_code == 2
     assert "queries.jsonl: missing" in result.output
+
+
+@pytest.mark.slow  # ~90 s: two short trainings and two evaluations
+def test_models_trained_on_different_bridges_are_compared_in_one_eval_run(small_dataset: Path, tmp_path: Path) -> None:
+    from vidsearch.encoders.bridges import SHIPPED_HEAD
+
+    runner = CliRunner()
+    joined = {"VIDSEARCH_ENCODERS__BRIDGE": "joined"}
+    for name, env in (("labels", {}), ("joined", joined)):
+        result = runner.invoke(app, ["train", "--data", str(small_dataset), "--out", str(tmp_path / name), "--epochs", "3",
+                                     "--no-ablation", "--json"], env=env)
+        assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "joined" / "card.json").read_text())
+    assert card["bridge"]["kind"] == "joined" and card["bridge"]["version"].startswith("joined")
+    assert (tmp_path / "joined" / card["bridge"]["head"]).exists(), "the model folder carries the head it learned from"
+    assert json.loads((tmp_path / "labels" / "card.json").read_text())["bridge"]["kind"] == "imagenet"
+
+    result = runner.invoke(app, ["eval", "--data", str(small_dataset), "--model", str(tmp_path / "labels"),
+                                 "--also-model", str(tmp_path / "joined"), "--bridge-head", str(SHIPPED_HEAD), "--json"])
+    assert result.exit_code == 0, result.output
+    both = json.loads(result.stdout[result.stdout.index("{"):])["metrics"]
+    assert {"balanced", "balanced@joined", "balanced_ncl@joined", "bridge_pretrained", "bridge_joined"} <= set(both)
+    # The joined model, scored in a run whose records carry the label bridge, gets exactly what it
+    # gets in a run extracted on the joined bridge: it is re-bridged, not fed the wrong inputs.
+    result = runner.invoke(app, ["eval", "--data", str(small_dataset), "--model", str(tmp_path / "joined"), "--json"], env=joined)
+    assert result.exit_code == 0, result.output
+    alone = json.loads(result.stdout[result.stdout.index("{"):])["metrics"]
+    for subset, m in alone["balanced"].items():
+        assert both["balanced@joined"][subset] == pytest.approx(m, abs=1e-6), subset
+    assert both["bridge_joined"] != both["bridge_imagenet"]
