@@ -92,6 +92,21 @@ def load_corpus(corpus_dir: Path, vision: VisionEncoder, text: TextEncoder,
                   np.array([r["variant"] for r in rows]), np.array([r["split"] for r in rows]), texts)
 
 
+def with_pairs(corpus: Corpus, features: np.ndarray, texts: list[str], groups: list[str], text: TextEncoder) -> Corpus:
+    """The corpus plus extra training rows (one per picture), e.g. the keyframes of a dataset's
+    train split: the head then also sees the frames it will bridge at search time, not only icons."""
+    if len(features) == 0:
+        return corpus
+    unique = sorted(set(texts))
+    vecs = text.encode(unique)
+    pos = {t: i for i, t in enumerate(unique)}
+    return Corpus(np.concatenate([corpus.features, features.astype(np.float32)]),
+                  np.concatenate([corpus.targets, vecs[[pos[t] for t in texts]]]),
+                  np.concatenate([corpus.groups, np.array(groups)]),
+                  np.concatenate([corpus.variant, np.zeros(len(texts), corpus.variant.dtype)]),
+                  np.concatenate([corpus.split, np.array(["train"] * len(texts))]), corpus.texts + texts)
+
+
 def text_neighbours(targets: np.ndarray, groups: np.ndarray, k: int) -> np.ndarray:
     """(n, k) nearest rows in the text space from other concept groups (the hard negatives)."""
     sims = targets @ targets.T

@@ -14,9 +14,10 @@ from vidsearch.ops.cli.context import console, fail, print_json, progress, state
 if TYPE_CHECKING:
     import numpy as np
 
-    from vidsearch.core.settings import EncoderSettings
+    from vidsearch.core.settings import Settings
     from vidsearch.encoders.text import TextEncoder
     from vidsearch.encoders.visual_bridge.head import BridgeHead
+    from vidsearch.encoders.visual_bridge.train import PretrainConfig
 
 
 def pretrain(
@@ -28,6 +29,9 @@ def pretrain(
     join_data: Annotated[Path | None, typer.Option("--join-data", help="A `dataset tuxpaint` folder: choose the joined "
                                                                        "bridge's weight on its validation split and "
                                                                        "write it into the head's card.")] = None,
+    in_domain: Annotated[Path | None, typer.Option("--in-domain", help="A `dataset tuxpaint` folder: also train on its "
+                                                                       "train-split keyframes with their captions "
+                                                                       "(validation and test videos are never read).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of init, batches and dropout.")] = 0,
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stop on the corpus's validation groups).")] = 40,
     hidden: Annotated[int, typer.Option(help="Hidden width of the head.")] = 1024,
@@ -43,6 +47,7 @@ def pretrain(
     from vidsearch.encoders.text import load_text_encoder
     from vidsearch.encoders.visual_bridge.head import BridgeHead
     from vidsearch.encoders.visual_bridge.onnx_head import export_checked
+    from vidsearch.encoders.visual_bridge.train import PretrainConfig
 
     if (corpus is None) == (from_head is None):
         raise typer.BadParameter("give exactly one of --corpus (train) and --from-head", param_hint="--corpus")
@@ -52,7 +57,8 @@ def pretrain(
     try:
         text = load_text_encoder(cfg_enc.text_model, cfg_enc.threads, cfg_enc.batch_size)
         if corpus is not None:
-            head, report, probe = _train(corpus, text, cfg_enc, seed, epochs, hidden, hard_negatives, augment)
+            cfg = PretrainConfig(hidden=hidden, epochs=epochs, hard_negatives=hard_negatives, augment=augment, seed=seed)
+            head, report, probe = _train(corpus, in_domain, text, settings, cfg)
             head = head.half()
             summary.update(report)
         else:
@@ -78,19 +84,29 @@ def pretrain(
     print_json(summary) if json else console.print({k: v for k, v in summary.items() if k != "history"})
 
 
-def _train(corpus: Path, text: TextEncoder, cfg_enc: EncoderSettings, seed: int, epochs: int, hidden: int,
-           hard_negatives: bool, augment: bool) -> tuple[BridgeHead, dict, np.ndarray]:
+def _train(corpus: Path, in_domain: Path | None, text: TextEncoder, settings: Settings,
+           cfg: PretrainConfig) -> tuple[BridgeHead, dict, np.ndarray]:
     """(head, report, corpus-validation features for the ONNX parity check)."""
     import json as jsonlib
 
     from vidsearch.encoders.vision import EfficientNetEncoder
-    from vidsearch.encoders.visual_bridge.train import PretrainConfig, load_corpus, train
+    from vidsearch.encoders.visual_bridge.train import load_corpus, train, with_pairs
 
+    cfg_enc = settings.encoders
     vision = EfficientNetEncoder(cfg_enc.threads, cfg_enc.batch_size, cfg_enc.vision_model)
     data = load_corpus(corpus, vision, text, progress("corpus features"))
     manifest = jsonlib.loads((corpus / "manifest.json").read_text())
     card = {"backbone": vision.version, "text": text.version, "corpus_hash": manifest["corpus_hash"],
             "corpus_sources": {k: {x: v[x] for x in ("package", "version", "licence") if x in v} for k, v in manifest["sources"].items()}}
-    cfg = PretrainConfig(hidden=hidden, epochs=epochs, hard_negatives=hard_negatives, augment=augment, seed=seed)
+    if in_domain is not None:
+        from vidsearch.ops.datasets.features import dataset_features
+        from vidsearch.ops.datasets.format import load_dataset
+        from vidsearch.ops.modeling.keyframe_pairs import TRAIN, train_keyframe_pairs
+
+        ds = load_dataset(in_domain)
+        feats = dataset_features(ds, settings, [v for v in ds.videos if v.split == TRAIN], progress=progress("features"))
+        x, texts, groups = train_keyframe_pairs(ds, feats)
+        data = with_pairs(data, x, texts, groups, text)
+        card["in_domain"] = {"dataset": in_domain.name, "hash": ds.fingerprint(), "split": TRAIN, "keyframes": len(texts)}
     head, report = train(data, cfg, card, progress("training"))
     return head, report, data.features[data.split == "val"][:256]
