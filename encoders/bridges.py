@@ -17,7 +17,6 @@ from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.text import TextEncoder, normalize_rows
 
 SHIPPED_HEAD = Path(__file__).parent / "visual_bridge" / "bridge_head.npz"
-DEFAULT_JOIN_WEIGHT = 0.5
 
 
 class Bridge(Protocol):
@@ -75,7 +74,5 @@ def load_bridge(settings: Settings, text: TextEncoder, backbone_version: str) ->
     pretrained = PretrainedBridge(head, text.version)
     if cfg.bridge == "pretrained":
         return pretrained
-    weight = cfg.bridge_join_weight
-    if weight is None:
-        weight = float(head.card.get("join_weight", DEFAULT_JOIN_WEIGHT))
+    weight = head.join_weight if cfg.bridge_join_weight is None else cfg.bridge_join_weight
     return JoinedBridge(pretrained, labels(), weight)

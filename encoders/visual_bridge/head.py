@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from vidsearch.encoders.features import VideoFeatures
 
 HEAD_FORMAT = 1
+DEFAULT_JOIN_WEIGHT = 0.5
 PROBE_SEED, PROBE_ROWS = 0, 4
 
 
@@ -50,6 +51,12 @@ class BridgeHead:
             return np.zeros((0, self.w2.shape[1]), np.float32)
         hidden = np.maximum(features.astype(np.float32) @ self.w1 + self.b1, 0.0)
         return normalize_rows(hidden @ self.w2 + self.b2).astype(np.float32)
+
+    @property
+    def join_weight(self) -> float:
+        """The joined bridge's weight on this head: the one `vidsearch pretrain --join-data` chose
+        on validation, else an even mix."""
+        return float(self.card.get("join_weight", DEFAULT_JOIN_WEIGHT))
 
     def with_card(self, **entries: object) -> BridgeHead:
         """The same weights (so the same version) with more facts on the card."""

@@ -27,7 +27,7 @@ from vidsearch.encoders.balanced.metrics import subset_metrics
 from vidsearch.encoders.balanced.ncl import ncl_scores
 from vidsearch.encoders.balanced.serve import BalancedModel
 from vidsearch.encoders.balanced.train import Split
-from vidsearch.encoders.bridges import DEFAULT_JOIN_WEIGHT, Bridge, JoinedBridge, load_bridge
+from vidsearch.encoders.bridges import Bridge, JoinedBridge, load_bridge
 from vidsearch.encoders.extract import in_text_space
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.fusion.default import fuse, modality_vectors
@@ -114,7 +114,7 @@ ConfigFn = Callable[[Split, list[VideoFeatures]], Embedded]
 
 
 def on_own_bridge(model: BalancedModel, settings: Settings, text: TextEncoder, fn: Callable[[Split], Embedded],
-                  memo: dict[str, tuple[Split, list[VideoFeatures]]]) -> ConfigFn:
+                  memo: dict[str, Split]) -> ConfigFn:
     """Run a trained model on the bridge its card names: records extracted with another bridge are
     bridged again from what they store (no media), so towers trained on the joined bridge are not
     scored on label-bridge inputs or the other way round. `memo` shares the work between the
@@ -126,9 +126,8 @@ def on_own_bridge(model: BalancedModel, settings: Settings, text: TextEncoder, f
         if all(f.encoder_versions.get("bridge") == bridge.version for f in feats):
             return fn(split)
         if bridge.version not in memo:
-            moved = [in_text_space(f, text, bridge) for f in feats]
-            memo[bridge.version] = (replace(split, arrays=video_arrays(moved)), moved)
-        return fn(memo[bridge.version][0])
+            memo[bridge.version] = replace(split, arrays=video_arrays([in_text_space(f, text, bridge) for f in feats]))
+        return fn(memo[bridge.version])
 
     return run
 
@@ -140,7 +139,7 @@ def model_configs(model_dir: Path | None, settings: Settings | None = None, text
     configs: dict[str, ConfigFn] = {} if suffix else {"text_only": _text_only, "naive_fusion": _naive}
     if model_dir is None:
         return configs
-    memo: dict[str, tuple[Split, list[VideoFeatures]]] = {}
+    memo: dict[str, Split] = {}
 
     def row(model: BalancedModel, ncl: bool = False) -> ConfigFn:
         def fn(s: Split) -> Embedded:
@@ -161,20 +160,17 @@ def model_configs(model_dir: Path | None, settings: Settings | None = None, text
     return configs
 
 
-def bridge_rows(settings: Settings, text: TextEncoder, feats: list[VideoFeatures], bridge_head: Path | None,
-                join_weight: float | None = None) -> dict[str, Bridge]:
-    """bridge_imagenet always; with a head, bridge_pretrained and bridge_joined (at `join_weight`,
-    else the weight in the head's card, the one chosen on validation)."""
+def bridge_rows(settings: Settings, text: TextEncoder, feats: list[VideoFeatures], head: BridgeHead | None) -> dict[str, Bridge]:
+    """bridge_imagenet always; with a head, bridge_pretrained and bridge_joined (at the weight in
+    the head's card, the one chosen on validation)."""
     labels = TextBridge(text, settings.encoders.bridge_top_k, settings.stack.cache_dir / "bridge")
     rows: dict[str, Bridge] = {"bridge_imagenet": labels}
-    if bridge_head is None:
+    if head is None:
         return rows
-    head = BridgeHead.load(bridge_head)
     for backbone in {f.encoder_versions.get("vision", "") for f in feats}:
         head.check_fits(backbone, text.version)
     pretrained = PretrainedBridge(head, text.version)
-    weight = join_weight if join_weight is not None else float(head.card.get("join_weight", DEFAULT_JOIN_WEIGHT))
-    rows.update({"bridge_pretrained": pretrained, "bridge_joined": JoinedBridge(pretrained, labels, weight)})
+    rows.update({"bridge_pretrained": pretrained, "bridge_joined": JoinedBridge(pretrained, labels, head.join_weight)})
     return rows
 
 
@@ -191,7 +187,8 @@ def evaluate(ds: Dataset, features: dict[str, VideoFeatures], settings: Settings
     configs = model_configs(model_dir, settings, text)
     for other in more_models:
         configs.update(model_configs(other, settings, text, suffix=f"@{other.name}"))
-    configs.update({name: _bridge_only(b) for name, b in bridge_rows(settings, text, feats, bridge_head).items()})
+    head = BridgeHead.load(bridge_head) if bridge_head is not None else None
+    configs.update({name: _bridge_only(b) for name, b in bridge_rows(settings, text, feats, head).items()})
     unavailable: dict[str, str] = {}
     if retrieval_store:
         from vidsearch.ops.modeling.retrieval_eval import retrieval_configs

@@ -16,10 +16,9 @@ from vidsearch.encoders.balanced.metrics import subset_metrics
 from vidsearch.encoders.bridges import JoinedBridge
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.text import TextEncoder
-from vidsearch.encoders.vision import TextBridge
-from vidsearch.encoders.visual_bridge.head import BridgeHead, PretrainedBridge
+from vidsearch.encoders.visual_bridge.head import BridgeHead
 from vidsearch.ops.datasets.format import Dataset
-from vidsearch.ops.modeling.evaluation import visual_route
+from vidsearch.ops.modeling.evaluation import bridge_rows, visual_route
 from vidsearch.ops.modeling.splits import make_split
 
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))
@@ -38,13 +37,10 @@ def sweep_join_weight(ds: Dataset, features: dict[str, VideoFeatures], settings:
     """{"split", "subset", "rsum_by_weight", "join_weight"} on the validation split."""
     split, ids = make_split(ds, CHOICE_SPLIT, features, text)
     feats = [features[i] for i in ids]
-    for backbone in {f.encoder_versions.get("vision", "") for f in feats}:
-        head.check_fits(backbone, text.version)
-    labels = TextBridge(text, settings.encoders.bridge_top_k, settings.stack.cache_dir / "bridge")
-    pretrained = PretrainedBridge(head, text.version)
+    rows = bridge_rows(settings, text, feats, head)
     rsum: dict[float, float] = {}
     for w in weights:
-        v = visual_route(JoinedBridge(pretrained, labels, float(w)), feats)
+        v = visual_route(JoinedBridge(rows["bridge_pretrained"], rows["bridge_imagenet"], float(w)), feats)
         rsum[float(w)] = subset_metrics(split.query_vecs @ v.T, split.relevant, split.subsets)[CHOICE_SUBSET]["rsum"]
     return {"split": CHOICE_SPLIT, "subset": CHOICE_SUBSET, "videos": len(ids),
             "rsum_by_weight": {f"{w:g}": r for w, r in rsum.items()}, "join_weight": best_weight(rsum)}

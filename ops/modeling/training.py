@@ -55,15 +55,14 @@ def keep_bridge(settings: Settings, features: dict[str, VideoFeatures], dest: Pa
     entry: dict[str, Any] = {"kind": cfg.bridge, "version": _encoder_versions(features).get("bridge", "")}
     if cfg.bridge == "imagenet":
         return entry
-    from vidsearch.encoders.bridges import DEFAULT_JOIN_WEIGHT, SHIPPED_HEAD
+    from vidsearch.encoders.bridges import SHIPPED_HEAD
     from vidsearch.encoders.visual_bridge.head import BridgeHead
 
     head = BridgeHead.load(cfg.bridge_head or SHIPPED_HEAD)
     head.save(dest / MODEL_BRIDGE_HEAD)
     entry["head"] = MODEL_BRIDGE_HEAD
     if cfg.bridge == "joined":
-        entry["join_weight"] = cfg.bridge_join_weight if cfg.bridge_join_weight is not None else float(
-            head.card.get("join_weight", DEFAULT_JOIN_WEIGHT))
+        entry["join_weight"] = head.join_weight if cfg.bridge_join_weight is None else cfg.bridge_join_weight
     return entry
 
 
