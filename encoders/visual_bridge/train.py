@@ -80,15 +80,21 @@ def corpus_features(corpus_dir: Path, rows: list[dict], vision: VisionEncoder,
     return feats
 
 
+def _encode_once(text: TextEncoder, texts: list[str]) -> np.ndarray:
+    """(len(texts), d) text vectors, each distinct text encoded once (names repeat across vendors
+    and renders, captions across keyframes)."""
+    unique = sorted(set(texts))
+    vecs = text.encode(unique)
+    pos = {t: i for i, t in enumerate(unique)}
+    return vecs[[pos[t] for t in texts]]
+
+
 def load_corpus(corpus_dir: Path, vision: VisionEncoder, text: TextEncoder,
                 progress: Callable[[Iterable, int], Iterable] | None = None) -> Corpus:
     rows = read_rows(corpus_dir)
     feats = corpus_features(corpus_dir, rows, vision, progress)
     texts = [r["texts"]["en"][0] for r in rows]
-    unique = sorted(set(texts))
-    vecs = text.encode(unique)
-    pos = {t: i for i, t in enumerate(unique)}
-    return Corpus(feats, vecs[[pos[t] for t in texts]], np.array([r["group"] for r in rows]),
+    return Corpus(feats, _encode_once(text, texts), np.array([r["group"] for r in rows]),
                   np.array([r["variant"] for r in rows]), np.array([r["split"] for r in rows]), texts)
 
 
@@ -97,11 +103,8 @@ def with_pairs(corpus: Corpus, features: np.ndarray, texts: list[str], groups: l
     train split: the head then also sees the frames it will bridge at search time, not only icons."""
     if len(features) == 0:
         return corpus
-    unique = sorted(set(texts))
-    vecs = text.encode(unique)
-    pos = {t: i for i, t in enumerate(unique)}
     return Corpus(np.concatenate([corpus.features, features.astype(np.float32)]),
-                  np.concatenate([corpus.targets, vecs[[pos[t] for t in texts]]]),
+                  np.concatenate([corpus.targets, _encode_once(text, texts)]),
                   np.concatenate([corpus.groups, np.array(groups)]),
                   np.concatenate([corpus.variant, np.zeros(len(texts), corpus.variant.dtype)]),
                   np.concatenate([corpus.split, np.array(["train"] * len(texts))]), corpus.texts + texts)

@@ -42,10 +42,8 @@ def pretrain(
     """Train the head from frozen backbone features to the text encoder's space (bidirectional
     InfoNCE, co-relevant pictures masked, optional text-space hard negatives), export it to ONNX
     with parity checked, and optionally choose the joined bridge's weight on validation."""
-    import numpy as np
-
     from vidsearch.encoders.text import load_text_encoder
-    from vidsearch.encoders.visual_bridge.head import BridgeHead
+    from vidsearch.encoders.visual_bridge.head import BridgeHead, probe
     from vidsearch.encoders.visual_bridge.onnx_head import export_checked
     from vidsearch.encoders.visual_bridge.train import PretrainConfig
 
@@ -58,13 +56,13 @@ def pretrain(
         text = load_text_encoder(cfg_enc.text_model, cfg_enc.threads, cfg_enc.batch_size)
         if corpus is not None:
             cfg = PretrainConfig(hidden=hidden, epochs=epochs, hard_negatives=hard_negatives, augment=augment, seed=seed)
-            head, report, probe = _train(corpus, in_domain, text, settings, cfg)
+            head, report, parity_inputs = _train(corpus, in_domain, text, settings, cfg)
             head = head.half()
             summary.update(report)
         else:
             assert from_head is not None
             head = BridgeHead.load(from_head)
-            probe = np.random.default_rng(seed).standard_normal((64, head.w1.shape[0])).astype(np.float32).clip(0)
+            parity_inputs = probe(head)
         if join_data is not None:
             from vidsearch.ops.datasets.features import dataset_features
             from vidsearch.ops.datasets.format import load_dataset
@@ -77,7 +75,7 @@ def pretrain(
             head = head.with_card(join_weight=choice["join_weight"], join_choice=choice)
             summary["join"] = choice
         head.save(out)
-        summary["onnx_parity_min_cos"] = round(export_checked(head, out.with_suffix(".onnx"), probe), 6)
+        summary["onnx_parity_min_cos"] = round(export_checked(head, out.with_suffix(".onnx"), parity_inputs), 6)
     except (VidsearchError, ValueError, FileNotFoundError) as exc:
         raise fail(exc) from exc
     summary["version"] = head.version

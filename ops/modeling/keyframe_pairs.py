@@ -13,12 +13,9 @@ import numpy as np
 
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.ops.datasets.format import Dataset
+from vidsearch.ops.datasets.pretrain.sources import tux_group
 
 TRAIN = "train"
-
-
-def caption_group(caption: str) -> str:
-    return "tux:" + caption.lower().strip(" .")
 
 
 def train_keyframe_pairs(ds: Dataset, features: dict[str, VideoFeatures]) -> tuple[np.ndarray, list[str], list[str]]:
@@ -32,6 +29,6 @@ def train_keyframe_pairs(ds: Dataset, features: dict[str, VideoFeatures]) -> tup
             continue
         rows.append(f.frame_features)
         texts += [caption[v.video_id]] * len(f.frame_features)
-        groups += [caption_group(caption[v.video_id])] * len(f.frame_features)
+        groups += [tux_group(caption[v.video_id])] * len(f.frame_features)
     dim = next((r.shape[1] for r in rows), 0)
     return (np.concatenate(rows) if rows else np.zeros((0, dim), np.float32)), texts, groups

@@ -14,7 +14,8 @@ from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.text import normalize_rows
 from vidsearch.encoders.visual_bridge.train import Corpus, with_pairs
 from vidsearch.ops.datasets.format import load_dataset
-from vidsearch.ops.modeling.keyframe_pairs import caption_group, train_keyframe_pairs
+from vidsearch.ops.datasets.pretrain.sources import tux_group
+from vidsearch.ops.modeling.keyframe_pairs import train_keyframe_pairs
 
 pytestmark = pytest.mark.unit
 
@@ -34,7 +35,7 @@ def test_only_train_keyframes_become_pairs_whatever_features_are_given(tmp_path:
     x, texts, groups = train_keyframe_pairs(ds, feats)
     assert x.shape == (6, 8)
     assert set(texts) == {"A train-0 thing.", "A train-1 thing."}
-    assert groups[0] == caption_group("A train-0 thing.") == "tux:a train-0 thing"
+    assert groups[0] == tux_group("A train-0 thing.") == "tux:a train-0 thing"
     assert not any("val" in t or "test" in t for t in texts)
     x, texts, _ = train_keyframe_pairs(ds, {k: v for k, v in feats.items() if not k.startswith("train")})
     assert x.shape[0] == 0 and texts == []

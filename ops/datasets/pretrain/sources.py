@@ -134,7 +134,13 @@ def tuxpaint_train() -> Iterator[SourceImage]:
         for code, text in captions_by_language(stamp.png).items():
             if not code.startswith("en"):
                 texts.setdefault(_lang(code), []).append(text)
-        yield SourceImage(f"tuxpaint:{video_id(stamp)}", "tuxpaint", stamp.png, "tux:" + stamp.caption.lower().strip(" ."), texts)
+        yield SourceImage(f"tuxpaint:{video_id(stamp)}", "tuxpaint", stamp.png, tux_group(stamp.caption), texts)
+
+
+def tux_group(caption: str) -> str:
+    """The concept key of a Tux Paint caption: stamps, their renders and (with `pretrain
+    --in-domain`) their videos' keyframes share it, so they are co-relevant, never negatives."""
+    return "tux:" + caption.lower().strip(" .")
 
 
 SOURCES = ("fluent-emoji-3d", "openmoji", "emoji-datasource-google", "emoji-datasource-twitter", "tuxpaint")
