@@ -168,6 +168,7 @@ class Stack:
                 log.info("service started service=%s pid=%s", name, pid)
                 on_event(name, f"started (pid {pid}), waiting for health")
         healthy = self._wait_healthy(to_start, started, on_event)
+        self._settle(to_start, on_event)
         self.layout.record(self.settings.stack.state_dir)
         self.recorded = self.layout
         for name in to_start:
@@ -175,6 +176,19 @@ class Stack:
             results.append(UpResult(name, seconds, False, health))
         order = list(self.services)
         return sorted(results, key=lambda r: order.index(r.service))
+
+    def _settle(self, started: list[str], on_event: Callable[[str, str], None]) -> None:
+        """A multi-node OpenSearch is handed over green: wait (bounded) for its replicas once its
+        nodes answer. A cluster that stays yellow is logged and reported, not failed: its nodes
+        are up, and `stack status` shows what is unassigned."""
+        search = [svc for n in started if isinstance(svc := self.services[n], OpenSearchService)]
+        if not search or search[0].nodes == 1:
+            return
+        on_event(search[0].name, "waiting for the cluster to turn green")
+        reason = search[0].settle(self.settings.stack.start_timeout_s)
+        if reason:
+            log.warning("opensearch cluster not settled reason=%s", reason)
+            on_event(search[0].name, f"not settled: {reason}")
 
     def start_node(self, name: str) -> int | None:
         """Start one node of the recorded layout again (after it was stopped or killed) without

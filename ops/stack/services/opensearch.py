@@ -185,6 +185,27 @@ class OpenSearchService:
             "cluster.initial_cluster_manager_nodes": [f"vidsearch-node-{i}" for i in range(1, self.nodes + 1)],
         }
 
+    def settle(self, timeout_s: float) -> str | None:
+        """Wait until a freshly formed cluster is green. Every node answers healthy while the
+        cluster is still yellow (the plugins' system indices get their replicas a moment after the
+        nodes join), and a cluster handed over yellow starts its life without the redundancy it was
+        built for. Returns why it is not green after `timeout_s`, or None."""
+        if self.nodes == 1:
+            return None  # a single node never places replicas: yellow is its settled state
+        from vidsearch.plugins.opensearch.client import make_client
+
+        own = self.settings.opensearch.model_copy(update={"url": f"{self._scheme()}://127.0.0.1:{self.port}"})
+        try:
+            health = make_client(own, max_retries=0).cluster.health(
+                wait_for_status="green", wait_for_nodes=str(self.nodes), timeout=f"{max(1, int(timeout_s))}s",
+                request_timeout=timeout_s + 10,
+            )
+        except Exception as exc:  # a client failure is reported, not raised: the nodes are up
+            return f"cluster health request failed: {exc}"
+        if health.get("timed_out") or health.get("status") != "green":
+            return f"cluster {health.get('status')} after {timeout_s:.0f}s ({health.get('unassigned_shards')} unassigned shards)"
+        return None
+
     def probe(self) -> Health:
         """This node's own answer: it is up, in a cluster whose health is green or yellow."""
         if not is_listening(self.port):
