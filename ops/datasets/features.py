@@ -8,6 +8,8 @@ be decoded is reported and left out (never silently given zero features).
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -91,7 +93,15 @@ def dataset_features(ds: Dataset, settings: Settings, videos: list[VideoRecord] 
 
 
 def _save(feats: VideoFeatures, path: Path) -> None:
+    """Write through a temporary file of this writer's own: two processes extracting the same
+    dataset (an eval beside a training run) used to share one `<id>.part` name, and one could
+    rename the other's half-written file into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    feats.save(tmp)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(feats.to_bytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
