@@ -57,10 +57,15 @@ def minilm_model_dir() -> Path:
     return path
 
 
-def minilm_version(int8: bool = False) -> str:
+def minilm_version(int8: bool = False, calibration: str | None = None) -> str:
     """The one recipe for MiniLM's version id: the torch and ONNX fp32 paths must agree on it
-    (their vectors are interchangeable in the stores); int8 vectors differ, so they do not."""
-    config = {"pool": "mean", "norm": True} | ({"int8": True} if int8 else {})
+    (their vectors are interchangeable in the stores); int8 vectors differ, so they do not, and
+    a smoothed int8 graph is named by its calibration's digest."""
+    config: dict[str, object] = {"pool": "mean", "norm": True}
+    if calibration:
+        config["int8"] = {"smooth": calibration}
+    elif int8:
+        config["int8"] = True
     return version_id("minilm", [minilm_model_dir() / "model.safetensors"], config)
 
 

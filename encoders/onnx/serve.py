@@ -6,19 +6,23 @@ truncation (256 tokens) as sentence-transformers, so both paths see identical to
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from vidsearch.core.settings import Settings
 from vidsearch.encoders.errors import MissingExtraError, ModelLoadError
 from vidsearch.encoders.onnx.export import onnx_dir
+from vidsearch.encoders.onnx.smoothing import TextCalibration, quantize_calibrated
 from vidsearch.encoders.text import Kind, _with_empty_rows, minilm_model_dir, minilm_version
 from vidsearch.encoders.vision import DEFAULT_BACKBONE, N_CLASSES, VisionOutput, backbone, efficientnet_version, preprocess
 
 MAX_TOKENS = 256
+TextGraph = Literal["fp32", "int8", "int8_smooth"]
 
 
 def ort_session(path: Path, threads: int):  # -> onnxruntime.InferenceSession
@@ -39,11 +43,13 @@ class OrtMiniLMEncoder:
     name = "minilm"
     dim = 384
 
-    def __init__(self, model_path: Path, threads: int = 2, batch_size: int = 32, int8: bool = False) -> None:
+    def __init__(self, model_path: Path, threads: int = 2, batch_size: int = 32, int8: bool = False,
+                 calibration: str | None = None) -> None:
+        """`int8` / `calibration` (a `TextCalibration` digest) name the graph in the version id."""
         from tokenizers import Tokenizer
 
         model_dir = minilm_model_dir()
-        self.version = minilm_version(int8)
+        self.version = minilm_version(int8, calibration)
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -103,9 +109,21 @@ def onnx_paths(settings: Settings) -> tuple[Path, Path]:
     return onnx_dir(cache, minilm_version()) / "text.onnx", onnx_dir(cache, efficientnet_version(settings.encoders.vision_model)) / "vision.onnx"
 
 
-def ensure_exported(settings: Settings, int8_text: bool | None = None) -> tuple[Path, Path]:
+TEXT_CALIBRATION = Path(__file__).with_name("text_calibration.npz")
+
+
+def shipped_calibration() -> TextCalibration:
+    """The calibration `int8_smooth` is built from: measured on the Tux Paint train split by
+    `vidsearch encoders calibrate-text` and shipped, so serving needs no dataset."""
+    if not TEXT_CALIBRATION.exists():
+        raise ModelLoadError(f"{TEXT_CALIBRATION} is missing from the package; reinstall vidsearch")
+    return TextCalibration.load(TEXT_CALIBRATION)
+
+
+def ensure_exported(settings: Settings, text_graph: TextGraph | None = None) -> tuple[Path, Path]:
     """Export once (torch needed only then); later calls just return the paths. The text path
-    is the int8 graph when `int8_text` (default: the `encoders.onnx_text_int8` setting)."""
+    is the `text_graph` one (default: the `encoders.onnx_text_graph` setting), built from the
+    fp32 export the first time it is asked for."""
     from vidsearch.encoders.onnx.export import export_text, export_vision, quantize_text
 
     text_path, vision_path = onnx_paths(settings)
@@ -113,20 +131,37 @@ def ensure_exported(settings: Settings, int8_text: bool | None = None) -> tuple[
         export_text(minilm_model_dir(), text_path)
     if not vision_path.exists():
         export_vision(vision_path, settings.encoders.vision_model)
-    if settings.encoders.onnx_text_int8 if int8_text is None else int8_text:
+    graph = settings.encoders.onnx_text_graph if text_graph is None else text_graph
+    if graph == "int8":
         int8_path = text_path.with_name("text.int8.onnx")
         if not int8_path.exists():
             quantize_text(text_path, int8_path)
-        text_path = int8_path
+        return int8_path, vision_path
+    if graph == "int8_smooth":
+        calibration = shipped_calibration()
+        smooth_path = text_path.with_name(f"text.int8_smooth.{calibration.digest()}.onnx")
+        if not smooth_path.exists():
+            partial = smooth_path.with_name(f".{smooth_path.name}.{os.getpid()}.part")
+            quantize_calibrated(text_path, partial, calibration)
+            os.replace(partial, smooth_path)  # a reader never opens a half-written graph
+        return smooth_path, vision_path
     return text_path, vision_path
+
+
+def text_encoder_for(path: Path, settings: Settings, graph: TextGraph | None = None) -> OrtMiniLMEncoder:
+    """The ONNX text encoder for a graph `ensure_exported` returned, with that graph's version id."""
+    cfg = settings.encoders
+    graph = cfg.onnx_text_graph if graph is None else graph
+    calibration = shipped_calibration().digest() if graph == "int8_smooth" else None
+    return OrtMiniLMEncoder(path, cfg.threads, cfg.batch_size, int8=graph == "int8", calibration=calibration)
 
 
 def load_onnx_encoders(settings: Settings) -> tuple[OrtMiniLMEncoder, OrtEfficientNetEncoder]:
     if settings.encoders.text_model != "minilm":
         raise ModelLoadError("the ONNX path serves MiniLM; set encoders.text_model = 'minilm' or backend = 'torch'")
     cfg = settings.encoders
-    text_path, vision_path = ensure_exported(settings, cfg.onnx_text_int8)
+    text_path, vision_path = ensure_exported(settings)
     return (
-        OrtMiniLMEncoder(text_path, cfg.threads, cfg.batch_size, int8=cfg.onnx_text_int8),
+        text_encoder_for(text_path, settings),
         OrtEfficientNetEncoder(vision_path, cfg.threads, cfg.batch_size, cfg.vision_model),
     )

@@ -19,8 +19,11 @@ made on validation by `vidsearch bench text-graphs`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +123,79 @@ def quantisation_losses(smoothed: Path, encode: Callable[[Path], np.ndarray], sc
         losses[node.name] = float(1.0 - (encode(scratch) * reference).sum(axis=1).mean())
     scratch.unlink(missing_ok=True)
     return losses
+
+
+@dataclass(frozen=True)
+class TextCalibration:
+    """Everything a smoothed mixed-precision graph needs from its calibration texts: the
+    activation ranges, the smoothing strength and which MatMuls stay float. It is measured once
+    on a training split and shipped in the package, so serving rebuilds the very graph that
+    `bench text-graphs` judged, with no dataset at hand. `card` says where it came from."""
+
+    alpha: float
+    ranges: dict[str, np.ndarray]
+    kept: tuple[str, ...]
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """Content hash (ranges, alpha, kept): part of the graph's version id, so vectors from
+        another calibration never count as the same encoder."""
+        h = hashlib.sha256(json.dumps({"alpha": self.alpha, "kept": sorted(self.kept)}, sort_keys=True).encode())
+        for name in sorted(self.ranges):
+            h.update(name.encode())
+            h.update(np.asarray(self.ranges[name], "<f4").tobytes())
+        return h.hexdigest()[:12]
+
+    def save(self, path: Path) -> None:
+        """npz of plain arrays (loaded without pickle); range names are stored beside their arrays."""
+        names = sorted(self.ranges)
+        meta = {"alpha": self.alpha, "kept": list(self.kept), "names": names, "card": self.card}
+        arrays: dict[str, Any] = {f"range_{i}": np.asarray(self.ranges[n], np.float32) for i, n in enumerate(names)}
+        arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> TextCalibration:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            ranges = {n: z[f"range_{i}"].astype(np.float32) for i, n in enumerate(meta["names"])}
+        return cls(float(meta["alpha"]), ranges, tuple(meta["kept"]), meta.get("card", {}))
+
+
+def calibrate(model_path: Path, texts: Sequence[str], encode: Callable[[Path], np.ndarray], feeds: Callable[[list[str]], Feeds],
+              alpha: float, keep_share: float, scratch: Path, card: dict[str, Any] | None = None) -> TextCalibration:
+    """Measure a `TextCalibration` for the fp32 graph at `model_path` on `texts` (a training
+    split's): activation ranges over batches of 32, then, when `keep_share` > 0, each MatMul's
+    quantisation loss on the smoothed graph (`encode` runs a graph file on `texts`)."""
+    import onnx
+
+    model = onnx.load(str(model_path))
+    ranges = activation_ranges(model, [feeds(list(texts[i : i + 32])) for i in range(0, len(texts), 32)])
+    kept: list[str] = []
+    if keep_share > 0:
+        smoothed = scratch.with_name(f"{scratch.stem}.smoothed.onnx")
+        onnx.save(smooth_graph(model, ranges, alpha), str(smoothed))
+        try:
+            kept = keep_float(quantisation_losses(smoothed, encode, scratch), keep_share)
+        finally:
+            smoothed.unlink(missing_ok=True)
+    return TextCalibration(alpha, ranges, tuple(kept), {**(card or {}), "texts": len(texts), "keep_share": keep_share})
+
+
+def quantize_calibrated(model_path: Path, out: Path, calibration: TextCalibration) -> Path:
+    """The smoothed graph, int8 (dynamic, per-channel) on every weight MatMul but the kept ones."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(model_path))
+    smoothed = out.with_name(f"{out.stem}.smoothed.onnx")
+    onnx.save(smooth_graph(model, calibration.ranges, calibration.alpha), str(smoothed))
+    try:
+        nodes = [n.name for n in weight_matmuls(model) if n.name not in set(calibration.kept)]
+        quantize_dynamic(str(smoothed), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes)
+    finally:
+        smoothed.unlink(missing_ok=True)
+    log.info("smoothed int8 text graph path=%s alpha=%s kept_float=%s", out, calibration.alpha, len(calibration.kept))
+    return out

@@ -48,8 +48,8 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda m: None) ->
 
     progress("onnxruntime vs torch")
     cfg = settings.encoders
-    text_fp32, vision_path = ensure_exported(settings, int8_text=False)
-    text_int8, _ = ensure_exported(settings, int8_text=True)
+    text_fp32, vision_path = ensure_exported(settings, text_graph="fp32")
+    text_int8, _ = ensure_exported(settings, text_graph="int8")
     ort_text = OrtMiniLMEncoder(text_fp32, cfg.threads, TEXT_BATCH)
     ort_int8 = OrtMiniLMEncoder(text_int8, cfg.threads, TEXT_BATCH, int8=True)
     ort_vision = OrtEfficientNetEncoder(vision_path, cfg.threads, cfg.batch_size, cfg.vision_model)

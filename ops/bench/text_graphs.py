@@ -36,15 +36,32 @@ BARS = {"top10_overlap": 0.95, "rsum_delta": 0.5, "cosine_min": 0.98}
 CALIBRATION_TEXTS = 256
 
 
+def calibration_texts(ds: Any) -> list[str]:
+    """Real texts of the train split only: queries and video metadata (also what the shipped
+    calibration of the `int8_smooth` serving graph was measured on)."""
+    videos, queries = ds.split("train")
+    return ([q.text for q in queries][:CALIBRATION_TEXTS]
+            + [f"{v.title} {v.description}".strip() for v in videos][:CALIBRATION_TEXTS])
+
+
 def graph_path(settings: Settings, name: str, calibration: Callable[[], list[str]]) -> Path:
     """The graph file for `name`, built once from the fp32 export and cached beside it."""
-    from vidsearch.encoders.onnx.export import MIXED_KEEP_SHARE, ffn_matmuls, quantize_text, quantize_text_smooth, quantize_text_static
+    from vidsearch.encoders.onnx.export import (
+        MIXED_KEEP_SHARE,
+        SMOOTH_ALPHA,
+        ffn_matmuls,
+        quantize_text,
+        quantize_text_smooth,
+        quantize_text_static,
+    )
     from vidsearch.encoders.onnx.serve import OrtMiniLMEncoder, ensure_exported
 
-    fp32, _ = ensure_exported(settings, int8_text=False)
+    fp32, _ = ensure_exported(settings, text_graph="fp32")
     if name == "fp32":
         return fp32
-    out = fp32.with_name(f"text.{name}.onnx")
+    # The smoothed graphs' file names carry their parameters, so a changed choice is rebuilt.
+    params = {"int8_smooth": f".a{SMOOTH_ALPHA}", "int8_smooth_mixed": f".a{SMOOTH_ALPHA}k{MIXED_KEEP_SHARE}"}.get(name, "")
+    out = fp32.with_name(f"text.{name}{params}.onnx")
     if out.exists():
         return out
     if name == "int8_dynamic":
@@ -114,10 +131,8 @@ def run(settings: Settings, data: Path, graphs: tuple[str, ...] = GRAPHS, progre
     cfg = settings.encoders
     ds = load_dataset(data)
 
-    def calibration() -> list[str]:  # real texts of the train split only: queries and video metadata
-        videos, queries = ds.split("train")
-        return ([q.text for q in queries][:CALIBRATION_TEXTS]
-                + [f"{v.title} {v.description}".strip() for v in videos][:CALIBRATION_TEXTS])
+    def calibration() -> list[str]:
+        return calibration_texts(ds)
 
     torch_text = load_text_encoder("minilm", cfg.threads, 32)
     captions = _captions()

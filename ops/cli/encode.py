@@ -63,13 +63,42 @@ def encode(
 def export_onnx(
     ctx: typer.Context,
     int8: Annotated[bool, typer.Option(help="Also write the int8 text graph.")] = False,
+    int8_smooth: Annotated[bool, typer.Option(help="Also write the smoothed int8 text graph (from the shipped calibration).")] = False,
     json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Export the text and vision encoders to ONNX in the cache (needs torch once)."""
     from vidsearch.encoders.onnx.serve import ensure_exported
 
-    text, vision = ensure_exported(state(ctx).settings, int8_text=False)
+    text, vision = ensure_exported(state(ctx).settings, text_graph="fp32")
     out = {"text": str(text), "vision": str(vision)}
     if int8:
-        out["text_int8"] = str(ensure_exported(state(ctx).settings, int8_text=True)[0])
+        out["text_int8"] = str(ensure_exported(state(ctx).settings, text_graph="int8")[0])
+    if int8_smooth:
+        out["text_int8_smooth"] = str(ensure_exported(state(ctx).settings, text_graph="int8_smooth")[0])
     print_json(out) if json else console.print(out)
+
+
+@encoders_app.command("calibrate-text")
+def calibrate_text(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="A Tux Paint dataset folder (`vidsearch dataset tuxpaint`); only its train split is read.")],
+    out: Annotated[Path, typer.Option(help="Where to write the calibration (.npz).")],
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Measure the smoothed int8 text graph's calibration (activation ranges and the MatMuls kept
+    float) on a dataset's train split. The package ships one; this rebuilds it."""
+    from vidsearch.encoders.onnx.export import calibrate_text as measure
+    from vidsearch.encoders.onnx.serve import ensure_exported
+    from vidsearch.ops.bench.text_graphs import calibration_texts
+    from vidsearch.ops.datasets.format import load_dataset
+
+    settings = state(ctx).settings
+    fp32, _ = ensure_exported(settings, text_graph="fp32")
+    texts = calibration_texts(load_dataset(data))
+    with console.status("calibrating (each MatMul quantised alone: a few minutes)"):
+        calibration = measure(fp32, texts, threads=settings.encoders.threads,
+                              card={"source": "tuxpaint", "split": "train", "dataset": data.name})
+    calibration.save(out)
+    report = {"out": str(out), "digest": calibration.digest(), "texts": len(texts), "alpha": calibration.alpha,
+              "kept_float": list(calibration.kept)}
+    print_json(report) if json else console.print(report)

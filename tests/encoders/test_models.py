@@ -93,7 +93,7 @@ def test_onnx_matches_torch_on_real_inputs(extractor, clips, settings: Settings)
     from vidsearch.encoders.onnx.serve import OrtEfficientNetEncoder, OrtMiniLMEncoder, ensure_exported
     from vidsearch.ops.bench.encode import _captions
 
-    text_path, vision_path = ensure_exported(settings, int8_text=False)
+    text_path, vision_path = ensure_exported(settings, text_graph="fp32")
     ort_text, ort_vision = OrtMiniLMEncoder(text_path), OrtEfficientNetEncoder(vision_path)
     assert ort_text.version == extractor.text.version and ort_vision.version == extractor.vision.version
     texts = _captions(96)
@@ -103,6 +103,26 @@ def test_onnx_matches_torch_on_real_inputs(extractor, clips, settings: Settings)
     torch_out, ort_out = extractor.vision.encode(frames), ort_vision.encode(frames)
     assert (torch_out.features * ort_out.features).sum(1).min() >= 0.999
     assert (torch_out.logits.argmax(1) == ort_out.logits.argmax(1)).all()
+
+
+def test_the_smoothed_int8_text_graph_is_built_from_the_shipped_calibration(extractor, settings: Settings) -> None:
+    """`onnx_text_graph = "int8_smooth"` needs no dataset: the graph is rebuilt from the package's
+    calibration, is int8 (far smaller than fp32), stays close to torch, and carries a version id
+    of its own (its vectors are not fp32's nor plain int8's)."""
+    from vidsearch.encoders.onnx.serve import ensure_exported, shipped_calibration, text_encoder_for
+    from vidsearch.ops.bench.encode import _captions
+
+    cfg = settings.model_copy(update={"encoders": settings.encoders.model_copy(update={"backend": "onnx", "onnx_text_graph": "int8_smooth"})})
+    path, _ = ensure_exported(cfg)
+    fp32, _ = ensure_exported(cfg, text_graph="fp32")
+    assert shipped_calibration().digest() in path.name
+    assert path.stat().st_size < 0.9 * fp32.stat().st_size  # most MatMuls carry int8 weights
+    smooth = text_encoder_for(path, cfg)
+    versions = {smooth.version, extractor.text.version, text_encoder_for(ensure_exported(cfg, text_graph="int8")[0], cfg, "int8").version}
+    assert len(versions) == 3, versions
+    texts = _captions(96)
+    cos = (extractor.text.encode(texts) * smooth.encode(texts)).sum(1)
+    assert cos.min() >= 0.98, cos.min()
 
 
 def test_extract_a_clip_into_a_lossless_record(clip, extractor) -> None:

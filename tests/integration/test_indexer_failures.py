@@ -55,7 +55,7 @@ def cli_env(s: Settings) -> dict[str, str]:
 def test_kill_9_five_times(stack, settings: Settings, unique_name: str, tmp_path: Path, kafka_client: str) -> None:  # noqa: F811
     from vidsearch.encoders.onnx.serve import ensure_exported
 
-    ensure_exported(settings, int8_text=False)
+    ensure_exported(settings, text_graph="fp32")
     s = with_client(indexer_settings(settings, unique_name, tmp_path), kafka_client)
     create_topics(s)
     events = stream(3000, 5000, seed=7)
