@@ -90,9 +90,15 @@ def _encode_once(text: TextEncoder, texts: list[str]) -> np.ndarray:
 
 
 def load_corpus(corpus_dir: Path, vision: VisionEncoder, text: TextEncoder,
-                progress: Callable[[Iterable, int], Iterable] | None = None) -> Corpus:
+                progress: Callable[[Iterable, int], Iterable] | None = None, exclude: frozenset[str] = frozenset()) -> Corpus:
+    """The corpus's pairs, without those of the `exclude` sources (a style held out for an
+    out-of-domain evaluation); features are cached for every row, so excluding costs nothing."""
     rows = read_rows(corpus_dir)
     feats = corpus_features(corpus_dir, rows, vision, progress)
+    if unknown := exclude - {r["source"] for r in rows}:
+        raise ValueError(f"--exclude-source {', '.join(sorted(unknown))}: not a source of {corpus_dir}")
+    keep = [i for i, r in enumerate(rows) if r["source"] not in exclude]
+    rows, feats = [rows[i] for i in keep], feats[keep]
     texts = [r["texts"]["en"][0] for r in rows]
     return Corpus(feats, _encode_once(text, texts), np.array([r["group"] for r in rows]),
                   np.array([r["variant"] for r in rows]), np.array([r["split"] for r in rows]), texts)

@@ -80,6 +80,32 @@ def copies(
     print_json({"out": str(out), **counts}) if json else console.print(counts)
 
 
+@app.command("emoji")
+def emoji(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder to write (reused as a cache).")],
+    source: Annotated[str, typer.Option(help="The emoji style: openmoji, fluent-emoji-3d, emoji-datasource-google or "
+                                        "emoji-datasource-twitter.")] = "openmoji",
+    limit: Annotated[int | None, typer.Option(help="At most this many emoji, spread over the source (0: all).")] = 400,
+    features: Annotated[bool, typer.Option(help="Also extract and cache the base features.")] = True,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Render an out-of-domain evaluation set in the Tux Paint format from one packaged emoji
+    style: one mp4 per emoji, its English name as the query, val and test splits only (cached).
+    Hold the same style out of the bridge head with `vidsearch pretrain --exclude-source`."""
+    from vidsearch.ops.datasets.emoji_ood import build
+    from vidsearch.ops.datasets.features import dataset_features
+    from vidsearch.ops.datasets.format import load_dataset
+
+    try:
+        counts = build(out, state(ctx).settings.stack.cache_dir, source, limit or None, progress=progress("rendering"))
+        if features:
+            counts["features"] = len(dataset_features(load_dataset(out), state(ctx).settings, progress=progress("features")))
+    except VidsearchError as exc:
+        raise fail(exc) from exc
+    print_json({"out": str(out), **counts}) if json else console.print(counts)
+
+
 @app.command("pretrain")
 def pretrain(
     ctx: typer.Context,

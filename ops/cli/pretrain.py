@@ -32,6 +32,9 @@ def pretrain(
     in_domain: Annotated[Path | None, typer.Option("--in-domain", help="A `dataset tuxpaint` folder: also train on its "
                                                                        "train-split keyframes with their captions "
                                                                        "(validation and test videos are never read).")] = None,
+    exclude_source: Annotated[list[str] | None, typer.Option("--exclude-source", help="Leave this corpus source out "
+                                                                                       "(repeatable): a style held out "
+                                                                                       "for `dataset emoji`.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of init, batches and dropout.")] = 0,
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stop on the corpus's validation groups).")] = 40,
     hidden: Annotated[int, typer.Option(help="Hidden width of the head.")] = 1024,
@@ -56,7 +59,7 @@ def pretrain(
         text = load_text_encoder(cfg_enc.text_model, cfg_enc.threads, cfg_enc.batch_size)
         if corpus is not None:
             cfg = PretrainConfig(hidden=hidden, epochs=epochs, hard_negatives=hard_negatives, augment=augment, seed=seed)
-            head, report, parity_inputs = _train(corpus, in_domain, text, settings, cfg)
+            head, report, parity_inputs = _train(corpus, in_domain, text, settings, cfg, frozenset(exclude_source or ()))
             head = head.half()
             summary.update(report)
         else:
@@ -83,7 +86,7 @@ def pretrain(
 
 
 def _train(corpus: Path, in_domain: Path | None, text: TextEncoder, settings: Settings,
-           cfg: PretrainConfig) -> tuple[BridgeHead, dict, np.ndarray]:
+           cfg: PretrainConfig, exclude: frozenset[str] = frozenset()) -> tuple[BridgeHead, dict, np.ndarray]:
     """(head, report, corpus-validation features for the ONNX parity check)."""
     import json as jsonlib
 
@@ -92,10 +95,13 @@ def _train(corpus: Path, in_domain: Path | None, text: TextEncoder, settings: Se
 
     cfg_enc = settings.encoders
     vision = EfficientNetEncoder(cfg_enc.threads, cfg_enc.batch_size, cfg_enc.vision_model)
-    data = load_corpus(corpus, vision, text, progress("corpus features"))
+    data = load_corpus(corpus, vision, text, progress("corpus features"), exclude)
     manifest = jsonlib.loads((corpus / "manifest.json").read_text())
     card = {"backbone": vision.version, "text": text.version, "corpus_hash": manifest["corpus_hash"],
-            "corpus_sources": {k: {x: v[x] for x in ("package", "version", "licence") if x in v} for k, v in manifest["sources"].items()}}
+            "corpus_sources": {k: {x: v[x] for x in ("package", "version", "licence") if x in v}
+                               for k, v in manifest["sources"].items() if k not in exclude}}
+    if exclude:
+        card["excluded_sources"] = sorted(exclude)
     if in_domain is not None:
         from vidsearch.ops.datasets.features import dataset_features
         from vidsearch.ops.datasets.format import load_dataset

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,14 @@ def frames(png: Path, seconds: float) -> list[np.ndarray]:
     (so keyframes differ)."""
     from PIL import Image
 
-    img = Image.open(png).convert("RGBA")
+    return frames_of(Image.open(png), seconds)
+
+
+def frames_of(image: Any, seconds: float) -> list[np.ndarray]:
+    """`frames` of a PIL image already in memory (an icon rasterised from SVG, say)."""
+    from PIL import Image
+
+    img = image.convert("RGBA")
     canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
     canvas.alpha_composite(img)
     base = canvas.convert("RGB")
