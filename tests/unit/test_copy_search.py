@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from vidsearch.core.frames import FrameHit, FrameSet
-from vidsearch.plugins.copies.align import Alignment
-from vidsearch.plugins.copies.search import CopyParams, CopySearcher, localise, votes
+from vidsearch.plugins.copies.align import Alignment, AlignParams
+from vidsearch.plugins.copies.search import CopyParams, CopySearcher, backgrounds, localise, votes
 
 
 class MemoryFrames:
@@ -49,6 +49,32 @@ def test_votes_take_each_query_frames_best_neighbour_and_fold_mirrors() -> None:
             [FrameHit("a", 0, 0.95)]]  # row 2 is the mirror of row 0 (n_query = 2)
     v = votes(hits, 2, vote_sim=0.6)
     assert v == pytest.approx({"a": 0.95, "b": 0.7})
+
+
+def test_background_is_the_nth_nearest_video_not_the_nth_nearest_keyframe() -> None:
+    # A frame of a static video: its 3 nearest keyframes are all that video's own, so a
+    # keyframe-ranked background (0.97) would cancel the copy; ranked by video it is the 3rd
+    # video's best keyframe.
+    row = [FrameHit("static", 0, 0.99), FrameHit("static", 1, 0.98), FrameHit("static", 2, 0.97),
+           FrameHit("b", 0, 0.6), FrameHit("b", 1, 0.55), FrameHit("c", 0, 0.4), FrameHit("d", 0, 0.3)]
+    assert backgrounds([row], 3) == pytest.approx([0.4])
+    assert backgrounds([row], 1) == pytest.approx([0.99])
+    # fewer videos than the rank came back: the farthest one; no hits: 0
+    assert backgrounds([row[:5], []], 3) == pytest.approx([0.6, 0.0])
+
+
+def test_a_copy_of_a_static_video_survives_the_normalisation() -> None:
+    rng = np.random.default_rng(3)
+    base = unit(rng.normal(size=32))
+    # a fixed-camera reference: 8 keyframes all nearly alike
+    static = FrameSet("static", 1, np.arange(8, dtype=np.float32) * 2 + 1,
+                      unit(base + 0.05 * rng.normal(size=(8, 32))), [])
+    others = [video(rng, f"o{i}", 6) for i in range(10)]
+    copied = unit(static.vectors[2:5] + 0.1 * rng.normal(size=(3, 32)))
+    query = FrameSet("q", 0, np.array([1.0, 3.0, 5.0], np.float32), copied, [])
+    params = CopyParams(background=1.0, vote_sim=0.1, align=AlignParams(min_sim=0.1, single_sim=0.45))
+    found = CopySearcher(MemoryFrames([static, *others]), params).search(query)
+    assert [m.reference_id for m in found] == ["static"]
 
 
 def test_localise_widens_to_query_shots_and_maps_through_the_speed() -> None:
