@@ -17,9 +17,11 @@ import numpy as np
 from vidsearch.core.errors import DeploymentError
 from vidsearch.encoders.balanced.export import VIDEO_OUTPUTS
 from vidsearch.encoders.balanced.inputs import VideoArrays, video_arrays
+from vidsearch.encoders.balanced.prior import default_fused, toward_prior
 from vidsearch.encoders.errors import EncoderError
 from vidsearch.encoders.features import VideoFeatures
 from vidsearch.encoders.onnx.serve import ort_session
+from vidsearch.encoders.text import normalize_rows
 
 
 class ModelFolderError(EncoderError, DeploymentError):
@@ -39,6 +41,12 @@ class BalancedModel:
         return str(self.card.get("version", self.root.name))
 
     @property
+    def prior_weight(self) -> float:
+        """How far the outputs are pulled back toward the default fusion (encoders/balanced/prior.py);
+        0 for models trained before the card said so."""
+        return float(self.card.get("prior", {}).get("weight", 0.0))
+
+    @property
     def ncl_tau(self) -> float:
         return float(self.card.get("ncl", {}).get("tau", 0.05))
 
@@ -55,11 +63,18 @@ class BalancedModel:
     def embed_arrays(self, arrays: VideoArrays) -> dict[str, np.ndarray]:
         """{"fused", "text", "vision", "audio"}: (n, 384) each, unit length or zero."""
         outs = self.video.run(list(VIDEO_OUTPUTS), arrays.as_feed())
-        return dict(zip(VIDEO_OUTPUTS, outs, strict=True))
+        out = dict(zip(VIDEO_OUTPUTS, outs, strict=True))
+        if self.prior_weight:
+            out["fused"] = toward_prior(out["fused"], default_fused(arrays), self.prior_weight)
+        return out
 
     def embed_videos(self, features: list[VideoFeatures]) -> dict[str, np.ndarray]:
         return self.embed_arrays(video_arrays(features))
 
     def embed_query_vectors(self, vectors: np.ndarray) -> np.ndarray:
         """MiniLM query embeddings (n, 384) -> the fused space."""
-        return self.query.run(["embedding"], {"query": np.ascontiguousarray(vectors, dtype=np.float32)})[0]
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        out = self.query.run(["embedding"], {"query": vectors})[0]
+        if self.prior_weight:
+            out = toward_prior(out, normalize_rows(vectors), self.prior_weight)
+        return out

@@ -204,3 +204,48 @@ def ablation(
     else:
         for name, per in table["metrics"].items():
             console.print(name, {s: f"R@sum {m['rsum']['mean']:.1f}±{m['rsum']['std']:.1f}" for s, m in per.items()})
+
+
+def prior_weight(
+    ctx: typer.Context,
+    model: Annotated[Path, typer.Option("--model", help="Model folder from `vidsearch train`.")],
+    data: Annotated[Path, typer.Option("--data", help="The dataset the model was trained on (its val split is read).")],
+    ood_data: Annotated[Path, typer.Option("--ood-data", help="An out-of-domain dataset (e.g. `vidsearch dataset emoji`); "
+                                                              "its val split is read.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the derived model at the chosen weight.")],
+    weights: Annotated[str, typer.Option(help="Comma-separated candidate weights in [0, 1].")] = "0,0.25,0.5,0.75",
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Pull a trained model back toward the default fusion by the weight chosen on both validation
+    splits (the smallest at which it is no worse than naive fusion on any subset of either), and
+    write it as a new model version."""
+    from vidsearch.encoders.balanced.serve import BalancedModel
+    from vidsearch.encoders.text import load_text_encoder
+    from vidsearch.ops.datasets.features import dataset_features
+    from vidsearch.ops.datasets.format import load_dataset
+    from vidsearch.ops.modeling.prior_weight import choose, derive
+    from vidsearch.ops.modeling.training import bridge_settings
+
+    try:
+        candidates = [float(w) for w in weights.split(",") if w.strip()]
+        if not candidates or any(not 0.0 <= w <= 1.0 for w in candidates):
+            raise ConfigError(f"--weights must be comma-separated numbers within [0, 1], got {weights!r}")
+        trained = BalancedModel.load(model)
+        settings = bridge_settings(state(ctx).settings, model, trained.card)
+        text = load_text_encoder(settings.encoders.text_model, settings.encoders.threads, settings.encoders.batch_size)
+        own, other = load_dataset(data), load_dataset(ood_data)
+        own_feats = dataset_features(own, settings, [v for v in own.videos if v.split in ("train", "val")],
+                                     progress=progress("features"))
+        other_feats = dataset_features(other, settings, [v for v in other.videos if v.split == "val"],
+                                       progress=progress("features (out of domain)"))
+
+        def show(row: dict) -> None:
+            if not json:
+                console.print(f"weight {row['weight']:.2f}: in domain {row['in_domain']}, out of domain {row['ood']}")
+
+        report = choose(model, settings, text, candidates, (own, own_feats), (other, other_feats), show)
+        report["versions"] = derive(model, report["chosen"], out, own, own_feats, text)
+        report["out"] = str(out)
+    except (VidsearchError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        raise fail(exc) from exc
+    print_json(report) if json else console.print({k: report[k] for k in ("chosen", "versions", "out")})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -109,3 +110,51 @@ def test_models_trained_on_different_bridges_are_compared_in_one_eval_run(small_
     for subset, m in alone["balanced"].items():
         assert both["balanced@joined"][subset] == pytest.approx(m, abs=1e-6), subset
     assert both["bridge_joined"] != both["bridge_imagenet"]
+
+
+def test_prior_weight_pulls_the_model_to_the_default_fusion_and_the_cli_writes_the_chosen_model(
+        small_dataset: Path, settings: Settings, tmp_path: Path) -> None:
+    from vidsearch.encoders.balanced.serve import BalancedModel
+    from vidsearch.encoders.text import load_text_encoder
+    from vidsearch.ops.modeling.evaluation import model_configs
+    from vidsearch.ops.modeling.prior_weight import derive
+    from vidsearch.ops.modeling.splits import make_split
+
+    ds = load_dataset(small_dataset)
+    feats = dataset_features(ds, settings)
+    trained = tmp_path / "model"
+    cards = train_model(ds, feats, settings, trained, seed=0, variants=("balanced",), overrides={"epochs": 4})
+    text = load_text_encoder(settings.encoders.text_model, settings.encoders.threads, settings.encoders.batch_size)
+
+    # weight 1: every output is the default fusion's, so the trained row ranks exactly as naive fusion
+    versions = derive(trained, 1.0, tmp_path / "w100", ds, feats, text)
+    assert versions == {"balanced": cards["balanced"]["version"] + "-prior100"}
+    split, ids = make_split(ds, "val", feats, text)
+    val_feats = [feats[i] for i in ids]
+    pulled = model_configs(tmp_path / "w100")
+    naive = pulled["naive_fusion"](split, val_feats).scores
+    assert np.allclose(pulled["balanced"](split, val_feats).scores, naive, atol=1e-5)
+    towers = model_configs(trained)["balanced"](split, val_feats).scores
+    assert not np.allclose(towers, naive, atol=1e-3)  # the towers did learn something of their own
+
+    # weight 0.5: a new version whose query vectors lie between the towers' and the raw query's
+    derive(trained, 0.5, tmp_path / "w050", ds, feats, text)
+    half, base = BalancedModel.load(tmp_path / "w050"), BalancedModel.load(trained)
+    assert half.prior_weight == 0.5 and half.version.endswith("-prior050") and base.prior_weight == 0.0
+    q = text.encode(["a red apple"])
+    mixed, tower = half.embed_query_vectors(q)[0], base.embed_query_vectors(q)[0]
+    raw = q[0] / np.linalg.norm(q[0])
+    assert float(mixed @ raw) > float(tower @ raw) and float(mixed @ tower) > float(raw @ tower)
+    assert np.load(tmp_path / "w050" / "ncl_bank.npy").shape == np.load(trained / "ncl_bank.npy").shape
+
+    result = CliRunner().invoke(app, ["prior-weight", "--model", str(trained), "--data", str(small_dataset), "--ood-data",
+                                      str(small_dataset), "--weights", "0,1", "--out", str(tmp_path / "chosen"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout[result.stdout.index("{"):])
+    assert [r["weight"] for r in out["rows"]] == [0.0, 1.0] and out["chosen"] in (0.0, 1.0)
+    assert all(v == 0 for v in out["rows"][1]["ood"].values())  # weight 1 is naive fusion itself
+    chosen = BalancedModel.load(tmp_path / "chosen")
+    assert chosen.prior_weight == out["chosen"] and chosen.version == out["versions"]["balanced"]
+    result = CliRunner().invoke(app, ["prior-weight", "--model", str(trained), "--data", str(small_dataset), "--ood-data",
+                                      str(small_dataset), "--weights", "0,2", "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 2 and not (tmp_path / "bad").exists()
