@@ -6,6 +6,7 @@ truncation (256 tokens) as sentence-transformers, so both paths see identical to
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -112,9 +113,11 @@ def onnx_paths(settings: Settings) -> tuple[Path, Path]:
 TEXT_CALIBRATION = Path(__file__).with_name("text_calibration.npz")
 
 
+@functools.cache
 def shipped_calibration() -> TextCalibration:
     """The calibration `int8_smooth` is built from: measured on the Tux Paint train split by
-    `vidsearch encoders calibrate-text` and shipped, so serving needs no dataset."""
+    `vidsearch encoders calibrate-text` and shipped, so serving needs no dataset. Read once per
+    process (every text encoder and version lookup asks for it); callers must not modify it."""
     if not TEXT_CALIBRATION.exists():
         raise ModelLoadError(f"{TEXT_CALIBRATION} is missing from the package; reinstall vidsearch")
     return TextCalibration.load(TEXT_CALIBRATION)

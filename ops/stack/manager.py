@@ -183,7 +183,7 @@ class Stack:
         are up, and `stack status` shows what is unassigned."""
         search = [svc for n in started if isinstance(svc := self.services[n], OpenSearchService)]
         if not search or search[0].nodes == 1:
-            return
+            return  # (settle itself also returns at once for one node; this only skips the message)
         on_event(search[0].name, "waiting for the cluster to turn green")
         reason = search[0].settle(self.settings.stack.start_timeout_s)
         if reason:

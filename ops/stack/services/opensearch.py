@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from vidsearch.core.settings import Settings
 from vidsearch.ops.stack import maven
@@ -185,6 +186,14 @@ class OpenSearchService:
             "cluster.initial_cluster_manager_nodes": [f"vidsearch-node-{i}" for i in range(1, self.nodes + 1)],
         }
 
+    def _own_client(self) -> Any:
+        """A client of this node alone, without retries: health checks want this node's answer now,
+        not the cluster's through another node or after a back-off."""
+        from vidsearch.plugins.opensearch.client import make_client
+
+        own = self.settings.opensearch.model_copy(update={"url": f"{self._scheme()}://127.0.0.1:{self.port}"})
+        return make_client(own, max_retries=0)
+
     def settle(self, timeout_s: float) -> str | None:
         """Wait until a freshly formed cluster is green. Every node answers healthy while the
         cluster is still yellow (the plugins' system indices get their replicas a moment after the
@@ -192,11 +201,8 @@ class OpenSearchService:
         built for. Returns why it is not green after `timeout_s`, or None."""
         if self.nodes == 1:
             return None  # a single node never places replicas: yellow is its settled state
-        from vidsearch.plugins.opensearch.client import make_client
-
-        own = self.settings.opensearch.model_copy(update={"url": f"{self._scheme()}://127.0.0.1:{self.port}"})
         try:
-            health = make_client(own, max_retries=0).cluster.health(
+            health = self._own_client().cluster.health(
                 wait_for_status="green", wait_for_nodes=str(self.nodes), timeout=f"{max(1, int(timeout_s))}s",
                 request_timeout=timeout_s + 10,
             )
@@ -211,10 +217,7 @@ class OpenSearchService:
         if not is_listening(self.port):
             return Health(False, error=f"nothing listens on 127.0.0.1:{self.port}")
         try:
-            from vidsearch.plugins.opensearch.client import make_client
-
-            own = self.settings.opensearch.model_copy(update={"url": f"{self._scheme()}://127.0.0.1:{self.port}"})
-            client = make_client(own, max_retries=0)
+            client = self._own_client()
             info = client.info(request_timeout=5)
             health = client.cluster.health(request_timeout=5)
             plugins = sorted({p["component"] for p in client.cat.plugins(format="json", request_timeout=5)})
