@@ -223,7 +223,7 @@ def prior_weight(
     from vidsearch.encoders.text import load_text_encoder
     from vidsearch.ops.datasets.features import dataset_features
     from vidsearch.ops.datasets.format import load_dataset
-    from vidsearch.ops.modeling.prior_weight import choose, derive
+    from vidsearch.ops.modeling.prior_weight import choose, derive, train_queries
     from vidsearch.ops.modeling.training import bridge_settings
 
     try:
@@ -243,8 +243,9 @@ def prior_weight(
             if not json:
                 console.print(f"weight {row['weight']:.2f}: in domain {row['in_domain']}, out of domain {row['ood']}")
 
-        report = choose(model, settings, text, candidates, (own, own_feats), (other, other_feats), show)
-        report["versions"] = derive(model, report["chosen"], out, own, own_feats, text)
+        queries = train_queries(own, own_feats, text)
+        report = choose(model, settings, queries, candidates, (own, own_feats), (other, other_feats), show)
+        report["versions"] = derive(model, report["chosen"], out, queries)
         report["out"] = str(out)
     except (VidsearchError, ValueError, FileNotFoundError, FileExistsError) as exc:
         raise fail(exc) from exc

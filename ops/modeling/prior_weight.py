@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vidsearch.core.settings import Settings
 from vidsearch.encoders.balanced.serve import BalancedModel
 from vidsearch.encoders.features import VideoFeatures
@@ -36,18 +38,20 @@ def derived_version(version: str, weight: float) -> str:
     return f"{version}-prior{round(weight * 100):03d}"
 
 
-def derive(model_dir: Path, weight: float, out: Path, ds: Dataset, features: dict[str, VideoFeatures],
-           text: TextEncoder) -> dict[str, str]:
-    """Write `out`: `model_dir` with every variant's card carrying the prior weight, a version of its
-    own and a recomputed NCL bank (training checkpoints are left behind). {variant: version}."""
-    import numpy as np
+def train_queries(ds: Dataset, features: dict[str, VideoFeatures], text: TextEncoder) -> np.ndarray:
+    """The training split's query vectors: what a model's NCL bank is made of."""
+    return make_split(ds, "train", features, text)[0].query_vecs
 
+
+def derive(model_dir: Path, weight: float, out: Path, queries: np.ndarray) -> dict[str, str]:
+    """Write `out`: `model_dir` with every variant's card carrying the prior weight, a version of its
+    own and an NCL bank recomputed from the training `queries` (training checkpoints are left
+    behind). {variant: version}."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"prior weight must be within [0, 1], got {weight}")
     if out.exists():
         raise FileExistsError(f"{out} exists: choose a new folder for the derived model")
     shutil.copytree(model_dir, out, ignore=shutil.ignore_patterns("checkpoints"))
-    train_split, _ = make_split(ds, "train", features, text)
     versions = {}
     for variant in VARIANTS:
         dest = variant_dir(out, variant)
@@ -59,7 +63,7 @@ def derive(model_dir: Path, weight: float, out: Path, ds: Dataset, features: dic
         card["version"] = derived_version(base, weight) if weight else base
         (dest / "card.json").write_text(json.dumps(card, indent=2))
         model = BalancedModel.load(dest)
-        np.save(dest / "ncl_bank.npy", model.embed_query_vectors(train_split.query_vecs).astype(np.float32))
+        np.save(dest / "ncl_bank.npy", model.embed_query_vectors(queries).astype(np.float32))
         versions[variant] = card["version"]
     return versions
 
@@ -84,15 +88,16 @@ def pick(rows: Sequence[dict[str, Any]]) -> float:
     return float(max(ordered, key=lambda r: (worst(r), -r["weight"]))["weight"])
 
 
-def choose(model_dir: Path, settings: Settings, text: TextEncoder, weights: Sequence[float],
+def choose(model_dir: Path, settings: Settings, queries: np.ndarray, weights: Sequence[float],
            in_domain: tuple[Dataset, dict[str, VideoFeatures]], ood: tuple[Dataset, dict[str, VideoFeatures]],
            on_weight: Any = None) -> dict[str, Any]:
-    """Every candidate weight on both validation splits; `settings` must carry the model's bridge."""
+    """Every candidate weight on both validation splits; `settings` must carry the model's bridge,
+    `queries` are the training queries (train_queries)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="vidsearch-prior-") as tmp:
         for w in sorted(set(weights)):
             folder = Path(tmp) / f"w{round(w * 100):03d}"
-            derive(model_dir, w, folder, in_domain[0], in_domain[1], text)
+            derive(model_dir, w, folder, queries)
             own = evaluate(in_domain[0], in_domain[1], settings, folder, "val")
             other = evaluate(ood[0], ood[1], settings, folder, "val")
             row = {"weight": w, "in_domain": margins(own), "ood": margins(other),

@@ -117,7 +117,7 @@ def test_prior_weight_pulls_the_model_to_the_default_fusion_and_the_cli_writes_t
     from vidsearch.encoders.balanced.serve import BalancedModel
     from vidsearch.encoders.text import load_text_encoder
     from vidsearch.ops.modeling.evaluation import model_configs
-    from vidsearch.ops.modeling.prior_weight import derive
+    from vidsearch.ops.modeling.prior_weight import derive, train_queries
     from vidsearch.ops.modeling.splits import make_split
 
     ds = load_dataset(small_dataset)
@@ -127,7 +127,8 @@ def test_prior_weight_pulls_the_model_to_the_default_fusion_and_the_cli_writes_t
     text = load_text_encoder(settings.encoders.text_model, settings.encoders.threads, settings.encoders.batch_size)
 
     # weight 1: every output is the default fusion's, so the trained row ranks exactly as naive fusion
-    versions = derive(trained, 1.0, tmp_path / "w100", ds, feats, text)
+    queries = train_queries(ds, feats, text)
+    versions = derive(trained, 1.0, tmp_path / "w100", queries)
     assert versions == {"balanced": cards["balanced"]["version"] + "-prior100"}
     split, ids = make_split(ds, "val", feats, text)
     val_feats = [feats[i] for i in ids]
@@ -138,7 +139,7 @@ def test_prior_weight_pulls_the_model_to_the_default_fusion_and_the_cli_writes_t
     assert not np.allclose(towers, naive, atol=1e-3)  # the towers did learn something of their own
 
     # weight 0.5: a new version whose query vectors lie between the towers' and the raw query's
-    derive(trained, 0.5, tmp_path / "w050", ds, feats, text)
+    derive(trained, 0.5, tmp_path / "w050", queries)
     half, base = BalancedModel.load(tmp_path / "w050"), BalancedModel.load(trained)
     assert half.prior_weight == 0.5 and half.version.endswith("-prior050") and base.prior_weight == 0.0
     q = text.encode(["a red apple"])
