@@ -85,9 +85,10 @@ class CopyMatch:
 
 
 def backgrounds(hits: Sequence[Sequence[FrameHit]], rank: int) -> np.ndarray:
-    """Per query row, its best similarity to the `rank`-th nearest catalogue video among the hits
-    (the farthest video that came back when fewer did, 0 when none): the level an unrelated video
-    reaches for this frame.
+    """Per query row, its best similarity to the `rank`-th nearest catalogue video among the hits:
+    the level an unrelated video reaches for this frame. When fewer videos came back, the row's
+    lowest hit, the most any video outside the hits can reach (all k hits may be keyframes of one
+    long static video); 0 when none came back.
 
     Ranked by video, not by keyframe, because the k-th nearest *keyframe* of a frame from a
     static or slow video (a fixed camera, a long stamp shot) is usually another keyframe of that
@@ -100,8 +101,10 @@ def backgrounds(hits: Sequence[Sequence[FrameHit]], rank: int) -> np.ndarray:
             if hit.score > per_video.get(hit.video_id, -np.inf):
                 per_video[hit.video_id] = hit.score
         ranked = sorted(per_video.values(), reverse=True)
-        if ranked:
-            out[i] = ranked[min(rank, len(ranked)) - 1]
+        if len(ranked) >= rank:
+            out[i] = ranked[rank - 1]
+        elif row:
+            out[i] = min(hit.score for hit in row)
     return out
 
 

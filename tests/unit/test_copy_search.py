@@ -59,8 +59,8 @@ def test_background_is_the_nth_nearest_video_not_the_nth_nearest_keyframe() -> N
            FrameHit("b", 0, 0.6), FrameHit("b", 1, 0.55), FrameHit("c", 0, 0.4), FrameHit("d", 0, 0.3)]
     assert backgrounds([row], 3) == pytest.approx([0.4])
     assert backgrounds([row], 1) == pytest.approx([0.99])
-    # fewer videos than the rank came back: the farthest one; no hits: 0
-    assert backgrounds([row[:5], []], 3) == pytest.approx([0.6, 0.0])
+    # fewer videos than the rank came back: the lowest hit (no unseen video reaches more); no hits: 0
+    assert backgrounds([row[:5], row[:3], []], 3) == pytest.approx([0.55, 0.97, 0.0])
 
 
 def test_a_copy_of_a_static_video_survives_the_normalisation() -> None:
